@@ -1,0 +1,34 @@
+// The C ABI every polyfuse model library exports (host and android-cpu targets).
+//
+// A model library holds the generated kernels and a driver; weights live in a separate
+// weights.bin that pf_create reads once. Tensor metadata (names, shapes, dtypes) lives in the
+// artifact's manifest.json: no string from the model is compiled into the library.
+#pragma once
+#include <stddef.h>
+
+#define PF_ABI_VERSION 1
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ABI version the library was built for (PF_ABI_VERSION).
+int pf_abi_version(void);
+// Number of graph inputs and outputs, in manifest order.
+int pf_num_inputs(void);
+int pf_num_outputs(void);
+// Size in bytes of input/output i.
+size_t pf_input_bytes(int i);
+size_t pf_output_bytes(int i);
+
+// Create an instance: reads weights from `weights_path`, allocates the arena.
+// Returns NULL on failure and writes a message into err (err_len bytes).
+void* pf_create(const char* weights_path, int nthreads, char* err, size_t err_len);
+// Run one inference. inputs[i]/outputs[i] point to contiguous buffers of the sizes above.
+// Returns 0 on success. Not reentrant per instance.
+int pf_run(void* model, const void* const* inputs, void* const* outputs);
+void pf_destroy(void* model);
+
+#ifdef __cplusplus
+}
+#endif

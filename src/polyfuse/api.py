@@ -1,0 +1,57 @@
+"""The Python API: ``polyfuse.compile`` and ``polyfuse.load``."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .build.artifact import FORMAT, write_artifact, write_weights
+from .codegen.templates import render
+from .build.compiler import RUNTIME_SOURCES
+from .pipeline import Compilation, compile_model
+from .runtime.model import CompiledModel, load  # noqa: F401
+
+
+def _manifest(comp: Compilation, target: str) -> dict:
+    g = comp.graph
+
+    def info(name):
+        v = g.values[name]
+        return {"name": name, "dtype": np.dtype(v.dtype).name, "shape": [int(d) for d in v.shape]}
+
+    return {
+        "format": FORMAT, "format_version": 1, "polyfuse_version": __version__, "abi_version": 1,
+        "target": target, "model_name": g.name, "opset": g.opset,
+        "inputs": [info(n) for n in g.inputs], "outputs": [info(n) for n in g.outputs],
+        "stats": {"onnx_nodes": comp.onnx_nodes, "graph_nodes": len(g.nodes), "kernels": len(comp.lowered.kernels),
+                  "distinct_kernels": comp.n_functions, "arena_bytes": comp.plan.arena_bytes,
+                  "weights_bytes": comp.plan.weights_bytes},
+        "notes": list(g.notes), "timings_s": comp.timings,
+    }
+
+
+def build_artifact(model, directory, *, target: str = "host", shapes=None) -> tuple[Path, Compilation]:
+    """Compile ``model`` and write its artifact directory; returns (directory, compilation)."""
+    comp = compile_model(model, target=target, shapes=shapes)
+    cmake = render("cmake/CMakeLists.txt.j2", version=__version__,
+                   sources=["model.cpp"] + [f"runtime/{s}" for s in RUNTIME_SOURCES])
+    path = write_artifact(Path(directory), source=comp.source, cmake=cmake, library=comp.library,
+                          manifest=_manifest(comp, target),
+                          write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan))
+    return path, comp
+
+
+def compile(model, target: str = "host", *, shapes: dict | None = None, threads: int | None = None,
+            output_dir=None) -> CompiledModel:
+    """Compile an ONNX model (path, ``onnx.ModelProto``, bytes, or a polyfuse Graph).
+
+    ``shapes`` binds symbolic input dims, e.g. ``{"input_ids": (1, 128)}``; ``threads``
+    defaults to all cores. The artifact goes to ``output_dir`` if given, else to a temporary
+    directory owned by the returned model (``CompiledModel.save`` keeps a copy).
+    """
+    owned = output_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="polyfuse-")) / "model" if owned else Path(output_dir)
+    build_artifact(model, directory, target=target, shapes=shapes)
+    return CompiledModel(directory, threads, _owned_tmp=owned)

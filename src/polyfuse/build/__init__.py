@@ -1,0 +1,1 @@
+"""Build: memory plan, weights blob, native compilation with a cache, artifact directories."""

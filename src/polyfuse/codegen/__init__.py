@@ -1,0 +1,1 @@
+"""Code generation: sympy kernel IR -> C++ / OpenCL source through Jinja templates."""

@@ -1,0 +1,195 @@
+"""Host C++ code generation: kernels through templates, a driver calling them in order.
+
+Each kernel is printed with canonical parameter names (``p0`` = output, ``p1..`` = inputs), so
+identical kernels (the same layer repeated 12 times) become one function, called many times.
+Names taken from the model appear only in comments, and only after :func:`safe_comment`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from ..build.memory import MemoryPlan, kernel_reads
+from ..kernel.ir import ACC, IDX, Contraction, Pointwise, Reduction
+from ..kernel.lower import LoweredModel
+from .printer import CPrinter, c_type, float_literal
+from .templates import render
+
+
+def safe_comment(text: str, limit: int = 160) -> str:
+    """Make model-provided text safe inside a // comment: no newlines, backslashes or */."""
+    s = re.sub(r"[^A-Za-z0-9_.:;,=()\[\] +-]", "_", text)
+    return s[:limit] + ("..." if len(s) > limit else "")
+
+
+def strides(shape) -> list[int]:
+    out, s = [], 1
+    for d in reversed(shape):
+        out.append(s)
+        s *= int(d)
+    return out[::-1]
+
+
+def linear(index, shape) -> sympy.Expr:
+    return sympy.expand(sum((i * s for i, s, d in zip(index, strides(shape), shape) if d != 1), sympy.Integer(0)))
+
+
+@dataclass
+class RenderedKernel:
+    text: str  # function source with the placeholder name FNAME
+    buffers: list  # value names bound to p0, p1, ...
+
+
+class _Params:
+    """Bind buffers to p0, p1, ... and print loads as ``pK[linear index]``."""
+
+    def __init__(self, graph, output: str, first_inputs=()):
+        self.graph = graph
+        self.buffers = [output, *first_inputs]
+
+    def param(self, name: str) -> str:
+        if name not in self.buffers:
+            self.buffers.append(name)
+        return f"p{self.buffers.index(name)}"
+
+    def printer(self, loads: dict, zero: dict, extra=None) -> CPrinter:
+        pr = CPrinter(dict(extra or {}), single=True)
+        pending = dict(loads)
+        while pending:  # loads whose index contains other loads (Gather) print after those
+            for sym, load in list(pending.items()):
+                idx = [sympy.sympify(i).subs(zero) for i in load.index]
+                if any(s in pending for i in idx for s in i.free_symbols):
+                    continue
+                shape = self.graph.values[load.buffer].shape
+                pr.names[sym] = f"{self.param(load.buffer)}[{pr(linear(idx, shape))}]"
+                del pending[sym]
+        return pr
+
+    def declaration(self) -> str:
+        decl = []
+        for k, name in enumerate(self.buffers):
+            t = c_type(self.graph.values[name].dtype)
+            decl.append(f"{t}* __restrict p0" if k == 0 else f"const {t}* __restrict p{k}")
+        return ", ".join(decl)
+
+
+def _loops(shape, dims):
+    return [(f"i{d}", int(shape[d])) for d in dims]
+
+
+def _zero_unit_dims(shape) -> dict:
+    return {IDX[d]: 0 for d, n in enumerate(shape) if n == 1}
+
+
+def _comment(k) -> str:
+    return safe_comment(f"{type(k).__name__} {k.output} = {', '.join(k.sources)}")
+
+
+def render_pointwise(k: Pointwise, graph) -> RenderedKernel:
+    params = _Params(graph, k.output)
+    zero = _zero_unit_dims(k.shape)
+    pr = params.printer(k.loads, zero)
+    body = pr(sympy.sympify(k.body).subs(zero))
+    dims = [d for d, n in enumerate(k.shape) if n != 1]
+    text = render("host/pointwise.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+                  loops=_loops(k.shape, dims), total=int(np.prod(k.shape, dtype=np.int64)), body=body,
+                  out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero)))
+    return RenderedKernel(text, params.buffers)
+
+
+_INIT = {"sum": "0", "mean": "0", "max": "std::numeric_limits<{t}>::lowest()"}
+
+
+def render_reduction(k: Reduction, graph) -> RenderedKernel:
+    params = _Params(graph, k.output)
+    zero = _zero_unit_dims(k.shape)
+    acc_t = c_type(graph.values[k.output].dtype)
+    accs = {s: str(s) for s, _, _ in k.stages}
+    pr = params.printer(k.loads, zero, accs)
+    count = int(np.prod([k.shape[a] for a in k.axes], dtype=np.int64))
+    stages = []
+    for acc, comb, expr in k.stages:
+        e = pr(sympy.sympify(expr).subs(zero))
+        update = f"{acc} = pf_max({acc}, {e})" if comb == "max" else f"{acc} += {e}"
+        finish = f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
+        stages.append(dict(acc=acc, init=_INIT[comb].format(t=acc_t), step=update, finish=finish))
+    rank = len(k.shape)
+    outer = [d for d in range(rank) if d not in k.axes and k.shape[d] != 1]
+    red = [d for d in k.axes if k.shape[d] != 1]
+    if k.keep_shape:
+        out_index = linear(IDX[:rank], k.shape)
+    else:
+        keep = len(k.out_shape) == rank
+        idx = [0 if d in k.axes else IDX[d] for d in range(rank) if keep or d not in k.axes]
+        out_index = linear(idx, k.out_shape)
+    text = render("host/reduction.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+                  outer=_loops(k.shape, outer), red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
+                  total=int(np.prod(k.shape, dtype=np.int64)), keep_shape=k.keep_shape,
+                  body=pr(sympy.sympify(k.body).subs(zero)), out_index=pr(sympy.sympify(out_index).subs(zero)))
+    return RenderedKernel(text, params.buffers)
+
+
+def render_contraction(k: Contraction, graph) -> RenderedKernel:
+    params = _Params(graph, k.output, (k.a, k.b))
+    nb = len(k.batch)
+    bvars = IDX[:nb]
+    pr = params.printer({}, {})
+    off = lambda st: pr(sum((v * s for v, s in zip(bvars, st)), sympy.Integer(0)))  # noqa: E731
+    epilogue = None
+    if sympy.sympify(k.epilogue) != ACC:
+        shape = k.out_shape
+        zero = _zero_unit_dims(shape)
+        epr = params.printer(k.loads, zero, {ACC: "acc"})
+        epilogue = dict(loops=_loops(shape, [d for d, n in enumerate(shape) if n != 1]),
+                        total=int(np.prod(shape, dtype=np.int64)),
+                        out_index=epr(linear(IDX[:len(shape)], shape).subs(zero)),
+                        body=epr(sympy.sympify(k.epilogue).subs(zero)))
+    text = render("host/contraction.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+                  batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,
+                  alpha=float_literal(k.alpha), lda=k.m if k.trans_a else k.k, trans_a=int(k.trans_a),
+                  ldb=k.k if k.trans_b else k.n, trans_b=int(k.trans_b), a_offset=off(k.a_strides),
+                  b_offset=off(k.b_strides), c_offset=off([k.m * k.n * int(np.prod(k.batch[d + 1:], dtype=np.int64))
+                                                           for d in range(nb)]), epilogue=epilogue)
+    return RenderedKernel(text, params.buffers)
+
+
+_RENDER = {Pointwise: render_pointwise, Reduction: render_reduction, Contraction: render_contraction}
+
+
+def pointer(plan: MemoryPlan, graph, name: str, writable: bool) -> str:
+    loc = plan.location(name)
+    t = ("" if writable else "const ") + c_type(graph.values[name].dtype)
+    if loc.kind in ("input", "output"):
+        return f"({t}*){'in' if loc.kind == 'input' else 'out'}[{loc.at}]"
+    return f"({t}*)({'A' if loc.kind == 'arena' else 'W'} + {loc.at})"
+
+
+@dataclass
+class HostSource:
+    text: str
+    n_functions: int
+    n_calls: int
+
+
+def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target: str) -> HostSource:
+    g = model.graph
+    functions: dict[str, tuple[str, str]] = {}  # body text -> (name, comment of its first use)
+    calls = []
+    for k in model.kernels:
+        rk = _RENDER[type(k)](k, g)
+        comment, body = rk.text.split("\n", 1)  # identical bodies share a function
+        fname = functions.setdefault(body, (f"k{len(functions)}", comment))[0]
+        args = [pointer(plan, g, b, i == 0) for i, b in enumerate(rk.buffers)]
+        calls.append(f"{fname}({', '.join(args)}, nt);  // {safe_comment(k.output, 60)}")
+    for j, name in plan.output_copies:
+        calls.append(f"std::memcpy(out[{j}], {pointer(plan, g, name, False)}, {g.values[name].nbytes});")
+    sources = [comment + "\n" + body.replace("FNAME", fname, 1) for body, (fname, comment) in functions.items()]
+    text = render("host/model.cpp.j2", version=version, target=target, model_name=safe_comment(g.name),
+                  n_calls=len(model.kernels), n_functions=len(functions), arena_bytes=plan.arena_bytes,
+                  weights_bytes=plan.weights_bytes, functions=sources,
+                  input_bytes=[g.values[i].nbytes for i in g.inputs] or [0],
+                  output_bytes=[g.values[o].nbytes for o in g.outputs], calls=calls)
+    return HostSource(text, len(functions), len(model.kernels))

@@ -1,0 +1,130 @@
+"""Print sympy expressions as C++.
+
+Loop variables print as themselves, load symbols through ``load_text`` (loads are printed
+inline, so a Select only reads the branch it takes), and the opaque functions of
+:mod:`polyfuse.forms.functions` as helpers from ``kernels/pf_runtime.h``. Numeric
+subexpressions are evaluated to one literal.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from ..forms import functions as F
+
+C_TYPES = {
+    np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.int64): "int64_t",
+    np.dtype(np.int32): "int32_t", np.dtype(np.bool_): "bool", np.dtype(np.uint8): "uint8_t",
+    np.dtype(np.int8): "int8_t",
+}
+
+_UNARY = {sympy.exp: "std::exp", sympy.log: "std::log", sympy.tanh: "std::tanh", sympy.erf: "std::erf",
+          sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "std::isnan"}
+_CALLS = {F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
+          F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod"}
+_INFIX = {F.Less: "<", F.Greater: ">", F.LessEq: "<=", F.GreaterEq: ">=", F.Equal: "==",
+          F.LogicalAnd: "&&", F.LogicalOr: "||"}
+
+
+def c_type(dtype) -> str:
+    return C_TYPES[np.dtype(dtype)]
+
+
+def float_literal(x: float, single: bool = True) -> str:
+    if np.isnan(x):
+        return "NAN"
+    if np.isinf(x) or (single and abs(x) > float(np.finfo(np.float32).max)):
+        return "INFINITY" if x > 0 else "(-INFINITY)"
+    s = str(np.float32(x)) if single else repr(float(x))
+    if not any(c in s for c in ".en"):
+        s += ".0"
+    s = s + "f" if single else s
+    return f"({s})" if s.startswith("-") else s
+
+
+def int_literal(i: int) -> str:
+    s = f"{i}LL" if abs(i) >= 2 ** 31 else str(i)
+    return f"({s})" if i < 0 else s
+
+
+class CPrinter:
+    def __init__(self, names=None, single: bool = True):
+        self.names = names or {}  # symbol -> C text (loads, accumulators)
+        self.single = single
+
+    def __call__(self, e) -> str:
+        return self.p(sympy.sympify(e))
+
+    def p(self, e) -> str:
+        if e in self.names:
+            return self.names[e]
+        if e.is_Integer:
+            return int_literal(int(e))
+        if e is sympy.nan:
+            return "NAN"
+        if e in (sympy.oo, -sympy.oo, sympy.zoo):
+            return "INFINITY" if e is sympy.oo else "(-INFINITY)"
+        if e.is_Symbol:
+            return e.name
+        if e.is_number and not any(isinstance(a, F._Opaque) for a in e.atoms(sympy.Function)):
+            return float_literal(float(e.evalf()), self.single)
+        if e.is_Add:
+            return self._add(e)
+        if e.is_Mul:
+            return self._mul(e)
+        if e.is_Pow:
+            return self._pow(e)
+        return self._func(e)
+
+    def _add(self, e) -> str:
+        terms = sorted(e.args, key=lambda t: t.is_number)  # constants last: `x + 1`
+        out = self.p(terms[0])
+        for t in terms[1:]:
+            negative = t.as_coeff_Mul()[0].is_negative
+            out += " - " + self.p(-t) if negative else " + " + self.p(t)
+        return f"({out})"
+
+    def _mul(self, e) -> str:
+        c, rest = e.as_coeff_Mul()
+        if c == -1:
+            return f"(-{self.p(rest)})"
+        num, den = [], []
+        for f in sympy.Mul.make_args(e):
+            if f.is_Pow and f.exp.is_number and f.exp < 0:
+                den.append(f.base ** -f.exp)
+            elif f.is_Rational and not f.is_Integer:
+                num.append(sympy.Float(f))
+            else:
+                num.append(f)
+        text = " * ".join(self.p(f) for f in num) if num else (float_literal(1.0, self.single))
+        for d in den:
+            text = f"{text} / {self.p(d)}"
+        return f"({text})"
+
+    def _pow(self, e) -> str:
+        b, x = e.base, e.exp
+        if x == sympy.Rational(1, 2):
+            return f"std::sqrt({self.p(b)})"
+        if x.is_Integer and 1 <= int(x) <= 4:
+            return "(" + " * ".join([self.p(b)] * int(x)) + ")"
+        if x.is_number and x < 0:
+            return f"({float_literal(1.0, self.single)} / {self.p(b ** -x)})"
+        return f"std::pow({self.p(b)}, {self.p(x)})"
+
+    def _func(self, e) -> str:
+        f = e.func
+        args = [self.p(a) for a in e.args]
+        if f in _UNARY:
+            return f"{_UNARY[f]}({args[0]})"
+        if f in _CALLS:
+            return f"{_CALLS[f]}({', '.join(args)})"
+        if f in _INFIX:
+            return f"({args[0]} {_INFIX[f]} {args[1]})"
+        if f is F.LogicalNot:
+            return f"(!{args[0]})"
+        if f is F.Select:
+            return f"({args[0]} ? {args[1]} : {args[2]})"
+        if f is F.Cast:
+            to = F.CAST_DTYPES[int(e.args[1])]
+            return f"({args[0]} != 0)" if to == np.bool_ else f"static_cast<{c_type(to)}>({args[0]})"
+        raise NotImplementedError(f"no C++ for {f}")

@@ -1,0 +1,18 @@
+"""Locate and load the Jinja templates of ``codegen_templates/``."""
+from __future__ import annotations
+
+import functools
+
+import jinja2
+
+from ..resources import templates_dir
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+def render(name: str, **kw) -> str:
+    return environment().get_template(name).render(**kw)

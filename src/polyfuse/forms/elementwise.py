@@ -1,0 +1,89 @@
+"""Elementwise ops as sympy expressions of their input elements.
+
+``FORMS[op](args, attrs, dtypes)`` returns the output element as an expression of ``args``
+(one sympy expression per input; None for an omitted optional input). ``dtypes`` are the input
+dtypes, needed where integer and float semantics differ (Div, Pow).
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from sympy import Integer, Rational, exp, log, sqrt, tanh, erf, Abs
+
+from . import functions as F
+
+
+def _is_int(dt) -> bool:
+    return np.issubdtype(np.dtype(dt), np.integer)
+
+
+def _div(a, b, dt):
+    return F.IntDiv(a[0], a[1]) if _is_int(dt[0]) else a[0] / a[1]
+
+
+def _pow(a, b, dt):
+    x, y = a
+    if y.is_Integer and int(y) >= 0 or not _is_int(dt[0]):
+        return x ** y
+    return F.cast(x ** y, dt[0])
+
+
+def _gelu(a, attrs, dt):
+    x = a[0]
+    if attrs.get("approximate", "none") == "tanh":
+        return Rational(1, 2) * x * (1 + tanh(sqrt(2 / sympy.pi) * (x + sympy.Float(0.044715) * x ** 3)))
+    return Rational(1, 2) * x * (1 + erf(x / sqrt(2)))
+
+
+def _clip(a, attrs, dt):
+    x = a[0]
+    lo = a[1] if len(a) > 1 else None
+    hi = a[2] if len(a) > 2 else None
+    if lo is not None:
+        x = F.FMax(x, lo)
+    if hi is not None:
+        x = F.FMin(x, hi)
+    return x
+
+
+FORMS = {
+    "Add": lambda a, at, dt: a[0] + a[1],
+    "Sub": lambda a, at, dt: a[0] - a[1],
+    "Mul": lambda a, at, dt: a[0] * a[1],
+    "Div": lambda a, at, dt: _div(a, at, dt),
+    "Pow": lambda a, at, dt: _pow(a, at, dt),
+    "Sqrt": lambda a, at, dt: sqrt(a[0]),
+    "Erf": lambda a, at, dt: erf(a[0]),
+    "Tanh": lambda a, at, dt: tanh(a[0]),
+    "Relu": lambda a, at, dt: F.FMax(a[0], Integer(0)),
+    "Sigmoid": lambda a, at, dt: F.Sigmoid(a[0]),
+    "Gelu": _gelu,
+    "Neg": lambda a, at, dt: -a[0],
+    "Exp": lambda a, at, dt: exp(a[0]),
+    "Log": lambda a, at, dt: log(a[0]),
+    "Abs": lambda a, at, dt: Abs(a[0]),
+    "Reciprocal": lambda a, at, dt: 1 / a[0],
+    "Clip": _clip,
+    "Where": lambda a, at, dt: F.Select(a[0], a[1], a[2]),
+    "Equal": lambda a, at, dt: F.Equal(a[0], a[1]),
+    "Less": lambda a, at, dt: F.Less(a[0], a[1]),
+    "Greater": lambda a, at, dt: F.Greater(a[0], a[1]),
+    "GreaterOrEqual": lambda a, at, dt: F.GreaterEq(a[0], a[1]),
+    "LessOrEqual": lambda a, at, dt: F.LessEq(a[0], a[1]),
+    "And": lambda a, at, dt: F.LogicalAnd(a[0], a[1]),
+    "Or": lambda a, at, dt: F.LogicalOr(a[0], a[1]),
+    "Not": lambda a, at, dt: F.LogicalNot(a[0]),
+    "IsNaN": lambda a, at, dt: F.IsNaN(a[0]),
+    "Cast": lambda a, at, dt: F.cast(a[0], _onnx_dtype(at["to"])),
+    "Identity": lambda a, at, dt: a[0],
+}
+
+
+def _onnx_dtype(code: int) -> np.dtype:
+    import onnx.helper
+
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(int(code)))
+
+
+def element_form(op_type: str, args, attrs: dict, dtypes) -> sympy.Expr:
+    return FORMS[op_type](list(args), attrs, list(dtypes))

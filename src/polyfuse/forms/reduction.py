@@ -1,0 +1,75 @@
+"""Reductions: reduced axes, a combiner per accumulation stage, and an epilogue expression.
+
+``REDUCTION_OPS[op](ctx)`` returns a :class:`ReductionForm`. ``ctx.x`` is the element of the
+first input at the iteration index (``ctx.vars``); stages run in order, each a full pass over
+the reduced axes whose expression may use earlier accumulators.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from sympy import exp, sqrt
+
+from .movement import broadcast_index, _axis
+
+A0, A1 = sympy.Symbol("r0"), sympy.Symbol("r1")
+
+
+@dataclass
+class ReductionForm:
+    axes: tuple
+    stages: list  # [(acc, "sum" | "mean" | "max", expr)]
+    body: sympy.Expr
+    keep_shape: bool
+    keepdims: bool = True
+
+
+def _reduce_axes(ctx):
+    """Axes of Reduce*: an attribute before opset 18 (ReduceSum: an input since 13)."""
+    r = len(ctx.inputs[0].shape)
+    from_input = ctx.op_type == "ReduceSum" or ctx.opset >= 18
+    axes = ctx.const(1, "axes", default=None) if from_input else ctx.attrs.get("axes")
+    if axes is None or len(axes) == 0:
+        if int(ctx.attrs.get("noop_with_empty_axes", 0)):
+            return ()
+        return tuple(range(r))
+    return tuple(sorted({_axis(int(a), r) for a in axes}))
+
+
+def _reduce(combiner):
+    def form(ctx):
+        return ReductionForm(_reduce_axes(ctx), [(A0, combiner, ctx.x)], A0, False,
+                             bool(int(ctx.attrs.get("keepdims", 1))))
+    return form
+
+
+def _softmax(ctx):
+    r = len(ctx.inputs[0].shape)
+    a = _axis(int(ctx.attrs.get("axis", -1)), r)
+    x = ctx.x
+    return ReductionForm((a,), [(A0, "max", x), (A1, "sum", exp(x - A0))], exp(x - A0) / A1, True)
+
+
+def _layer_norm(ctx):
+    shape = ctx.inputs[0].shape
+    r = len(shape)
+    a = _axis(int(ctx.attrs.get("axis", -1)), r)
+    eps = sympy.Float(float(ctx.attrs.get("epsilon", 1e-5)))
+    x = ctx.x
+    norm_vars, norm_shape = ctx.vars[a:r], shape[a:]
+    y = (x - A0) / sqrt(A1 + eps)
+    for k, apply in ((1, lambda y, s: y * s), (2, lambda y, b: y + b)):
+        if k < len(ctx.inputs) and ctx.inputs[k] is not None:
+            w = ctx.inputs[k]
+            y = apply(y, ctx.load_or_literal(k, broadcast_index(w.shape, norm_vars, norm_shape)))
+    return ReductionForm(tuple(range(a, r)), [(A0, "mean", x), (A1, "mean", (x - A0) ** 2)], y, True)
+
+
+REDUCTION_OPS = {
+    "ReduceSum": _reduce("sum"),
+    "ReduceMean": _reduce("mean"),
+    "ReduceMax": _reduce("max"),
+    "Softmax": _softmax,
+    "LayerNormalization": _layer_norm,
+}

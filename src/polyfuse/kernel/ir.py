@@ -1,0 +1,90 @@
+"""Kernel IR: what one generated kernel computes, as sympy.
+
+Three kinds of kernel cover every op:
+
+* :class:`Pointwise` -- ``out[i] = body`` over the output's index space. Elementwise ops,
+  broadcasting and all data movement (Transpose, Slice, Concat, Gather, Pad ...) are pointwise
+  kernels whose loads carry index maps.
+* :class:`Reduction` -- per row of the reduced axes, a sequence of accumulations (``stages``)
+  and a final ``body``; writes either one value per row or a full row (Softmax, LayerNorm).
+* :class:`Contraction` -- a (batched) GEMM followed by an elementwise ``epilogue`` of ``ACC``.
+
+Bodies are expressions over loop variables (:data:`IDX`), load symbols (keys of ``loads``) and,
+for reductions, accumulator symbols. A :class:`Load` indexes a buffer with one expression per
+dimension; index expressions may contain other loads (Gather).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+IDX = tuple(sympy.Symbol(f"i{d}", integer=True, nonnegative=True) for d in range(12))
+ACC = sympy.Symbol("acc")
+
+
+@dataclass(frozen=True)
+class Load:
+    buffer: str
+    index: tuple  # one sympy expression per dimension of the buffer
+
+
+@dataclass
+class Loads:
+    """The loads of one kernel: ``sym -> Load``; the same (buffer, index) gets one symbol."""
+
+    table: dict = field(default_factory=dict)
+
+    def __call__(self, buffer: str, index) -> sympy.Symbol:
+        load = Load(buffer, tuple(sympy.sympify(i) for i in index))
+        for sym, known in self.table.items():
+            if known == load:
+                return sym
+        sym = sympy.Symbol(f"L{len(self.table)}")
+        self.table[sym] = load
+        return sym
+
+
+@dataclass
+class Pointwise:
+    output: str
+    shape: tuple
+    body: sympy.Expr
+    loads: dict
+    sources: list
+
+
+@dataclass
+class Reduction:
+    output: str
+    shape: tuple  # iteration space: the shape of the reduced input
+    axes: tuple  # reduced dimensions of the iteration space
+    stages: list  # [(acc_symbol, "sum" | "mean" | "max", expr)], each a pass over the row
+    body: sympy.Expr  # over accumulators (and loads/IDX when keep_shape)
+    keep_shape: bool  # output has the iteration shape (Softmax) or one value per row (ReduceSum)
+    out_shape: tuple
+    loads: dict
+    sources: list
+
+
+@dataclass
+class Contraction:
+    output: str
+    a: str
+    b: str
+    m: int
+    n: int
+    k: int
+    trans_a: bool
+    trans_b: bool
+    alpha: float
+    batch: tuple  # output batch dims; the GEMM runs once per batch index
+    a_strides: tuple  # element stride of A per batch dim (0 = broadcast)
+    b_strides: tuple
+    epilogue: sympy.Expr  # over ACC, IDX[: len(batch) + 2] and loads
+    loads: dict
+    sources: list
+    out_shape: tuple = ()
+
+
+KERNEL_KINDS = (Pointwise, Reduction, Contraction)

@@ -1,0 +1,188 @@
+"""Lower a shape-inferred graph to a list of kernels, one group of nodes at a time.
+
+Today every group is a single node; the fusion issue changes how groups are formed, not how
+they are lowered. View ops (Reshape, Squeeze, ...) become aliases, not kernels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from ..errors import UnsupportedError
+from ..forms.elementwise import element_form
+from ..forms.movement import MOVEMENT_OPS, broadcast_index
+from ..forms.reduction import REDUCTION_OPS
+from ..ir import Graph, Node, Value
+from ..ops.categories import OpClass, op_class
+from .ir import ACC, IDX, Contraction, Loads, Pointwise, Reduction
+
+
+@dataclass
+class LoweredModel:
+    graph: Graph
+    kernels: list
+    views: dict[str, str] = field(default_factory=dict)  # view value -> the value it aliases
+
+
+def literal(v: Value) -> sympy.Expr:
+    """A one-element constant as a sympy number."""
+    x = v.const.reshape(-1)[0]
+    if np.issubdtype(v.dtype, np.floating):
+        return sympy.Float(float(x)) if np.isfinite(x) else (sympy.nan if np.isnan(x) else sympy.oo * np.sign(x))
+    return sympy.Integer(int(x))
+
+
+class _Ctx:
+    """What a form sees of one node: inputs, constants, attributes, and the kernel's loads."""
+
+    def __init__(self, graph: Graph, node: Node, out: Value, loads: Loads):
+        self.graph, self.node, self.attrs, self.opset = graph, node, node.attrs, graph.opset
+        self.op_type = node.op_type
+        self.inputs = [graph.values[i] if i else None for i in node.inputs]
+        self.out_shape = out.shape
+        self.out_shapes = [graph.values[o].shape for o in node.outputs if o]
+        self.out_vars = IDX[:len(out.shape)]
+        self.vars = IDX[:len(self.inputs[0].shape)] if self.inputs and self.inputs[0] is not None else ()
+        self._loads = loads
+
+    def load(self, k: int, index) -> sympy.Expr:
+        return self._loads(self.node.inputs[k], index)
+
+    def load_or_literal(self, k: int, index) -> sympy.Expr:
+        v = self.inputs[k]
+        return literal(v) if v.is_const and v.numel == 1 else self.load(k, index)
+
+    @property
+    def x(self):
+        return self.load(0, self.vars)
+
+    def const(self, k: int, what: str, default=...):
+        v = self.inputs[k] if k < len(self.inputs) else None
+        if v is None:
+            if default is ...:
+                raise UnsupportedError(f"node {self.node.name!r} ({self.op_type}): missing input {what!r}")
+            return default
+        if not v.is_const:
+            raise UnsupportedError(f"node {self.node.name!r} ({self.op_type}): input {what!r} must be a "
+                                   "compile-time constant")
+        return [int(a) for a in v.const.reshape(-1)]
+
+    def scalar(self, k: int, default=0):
+        v = self.inputs[k] if k < len(self.inputs) else None
+        if v is None:
+            return sympy.Integer(default)
+        if not v.is_const:
+            return self.load(k, ())
+        return literal(v)
+
+
+def _lower_elementwise(g: Graph, node: Node) -> list:
+    out = g.values[node.outputs[0]]
+    loads = Loads()
+    ctx = _Ctx(g, node, out, loads)
+    args, dtypes = [], []
+    for k, v in enumerate(ctx.inputs):
+        if v is None:
+            args.append(None)
+            dtypes.append(None)
+            continue
+        args.append(ctx.load_or_literal(k, broadcast_index(v.shape, ctx.out_vars, out.shape)))
+        dtypes.append(v.dtype)
+    while args and args[-1] is None:
+        args.pop()
+    body = element_form(node.op_type, args, node.attrs, dtypes)
+    return [Pointwise(out.name, out.shape, body, loads.table, [node.name])]
+
+
+def _lower_movement(g: Graph, node: Node) -> list:
+    kernels = []
+    for j, name in enumerate(node.outputs):
+        if not name:
+            continue
+        out = g.values[name]
+        loads = Loads()
+        body = MOVEMENT_OPS[node.op_type](_Ctx(g, node, out, loads), j)
+        kernels.append(Pointwise(out.name, out.shape, body, loads.table, [node.name]))
+    return kernels
+
+
+def _lower_reduction(g: Graph, node: Node) -> list:
+    out = g.values[node.outputs[0]]
+    used_extra = [o for o in node.outputs[1:] if o and o in _used(g)]
+    if used_extra:
+        raise UnsupportedError(f"node {node.name!r} ({node.op_type}): outputs {used_extra} are not supported")
+    loads = Loads()
+    form = REDUCTION_OPS[node.op_type](_Ctx(g, node, out, loads))
+    shape = g.values[node.inputs[0]].shape
+    if not form.axes:  # noop_with_empty_axes: a copy
+        return [Pointwise(out.name, out.shape, form.stages[0][2], loads.table, [node.name])]
+    return [Reduction(out.name, shape, form.axes, form.stages, form.body, form.keep_shape, out.shape,
+                      loads.table, [node.name])]
+
+
+def _used(g: Graph) -> set:
+    return {i for n in g.nodes for i in n.inputs} | set(g.outputs)
+
+
+def _lower_contraction(g: Graph, node: Node) -> list:
+    out = g.values[node.outputs[0]]
+    a, b = g.values[node.inputs[0]], g.values[node.inputs[1]]
+    if not (np.dtype(a.dtype) == np.dtype(b.dtype) == np.float32):
+        raise UnsupportedError(f"node {node.name!r} ({node.op_type}): only float32 matrix products are "
+                               f"supported, got {a.dtype} x {b.dtype}")
+    loads = Loads()
+    if node.op_type == "Gemm":
+        ta, tb = bool(node.attrs.get("transA", 0)), bool(node.attrs.get("transB", 0))
+        m, k = (a.shape[1], a.shape[0]) if ta else a.shape
+        n = b.shape[0] if tb else b.shape[1]
+        epi = ACC
+        c = g.values[node.input(2)] if node.input(2) else None
+        beta = float(node.attrs.get("beta", 1.0))
+        if c is not None and beta != 0.0:
+            cval = literal(c) if c.is_const and c.numel == 1 else loads(c.name, broadcast_index(c.shape, IDX[:2], (m, n)))
+            epi = ACC + sympy.Float(beta) * cval if beta != 1.0 else ACC + cval
+        return [Contraction(out.name, a.name, b.name, m, n, k, ta, tb, float(node.attrs.get("alpha", 1.0)),
+                            (), (), (), epi, loads.table, [node.name], out.shape)]
+    ashape = a.shape if len(a.shape) > 1 else (1,) + a.shape
+    bshape = b.shape if len(b.shape) > 1 else b.shape + (1,)
+    m, k, n = ashape[-2], ashape[-1], bshape[-1]
+    batch = tuple(np.broadcast_shapes(ashape[:-2], bshape[:-2]))
+    if all(d == 1 for d in bshape[:-2]):  # weights: fold A's batch dims into M, one GEMM
+        m, batch = m * int(np.prod(batch, dtype=np.int64)), ()
+    return [Contraction(out.name, a.name, b.name, m, n, k, False, False, 1.0, batch,
+                        _batch_strides(ashape, batch), _batch_strides(bshape, batch), ACC, loads.table,
+                        [node.name], out.shape)]
+
+
+def _batch_strides(shape, batch) -> tuple:
+    shape = (1,) * (len(batch) + 2 - len(shape)) + tuple(shape)
+    strides, s = [], int(shape[-1] * shape[-2])
+    for d in reversed(range(len(batch))):
+        strides.append(0 if shape[d] == 1 else s)
+        s *= shape[d]
+    return tuple(reversed(strides))
+
+
+_LOWER = {
+    OpClass.ELEMENTWISE: _lower_elementwise,
+    OpClass.IDENTITY: _lower_elementwise,
+    OpClass.MOVEMENT: _lower_movement,
+    OpClass.REDUCTION: _lower_reduction,
+    OpClass.CONTRACTION: _lower_contraction,
+}
+
+
+def lower_graph(graph: Graph) -> LoweredModel:
+    model = LoweredModel(graph, [])
+    for node in graph.nodes:
+        cls = op_class(node)
+        if cls is OpClass.VIEW:
+            model.views[node.outputs[0]] = model.views.get(node.inputs[0], node.inputs[0])
+        elif cls is OpClass.SHAPE:
+            raise UnsupportedError(f"node {node.name!r} ({node.op_type}) depends on run-time values and could "
+                                   "not be computed at compile time")
+        else:
+            model.kernels.extend(_LOWER[cls](graph, node))
+    return model

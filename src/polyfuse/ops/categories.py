@@ -1,0 +1,56 @@
+"""Operator classes, derived from which form describes an op.
+
+The order matters to fusion (a later issue): ELEMENTWISE < MOVEMENT < REDUCTION < CONTRACTION,
+as in TVM's ElemWise < Injective < Reduce < OutEWiseFusable. VIEW ops move no data; SHAPE ops
+must be constant-folded before lowering.
+"""
+from __future__ import annotations
+
+import enum
+
+from ..forms.elementwise import FORMS as _ELEMENTWISE
+from ..forms.movement import MOVEMENT_OPS as _MOVEMENT
+from ..forms.reduction import REDUCTION_OPS as _REDUCTION
+from ..ir import Node
+
+
+class OpClass(enum.IntEnum):
+    IDENTITY = 0
+    VIEW = 1
+    ELEMENTWISE = 2
+    MOVEMENT = 3
+    REDUCTION = 4
+    CONTRACTION = 5
+    SHAPE = 6  # produces data known at compile time: must fold away
+
+
+_VIEW = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+_CONTRACTION = {"MatMul", "Gemm"}
+_SHAPE = {"Shape", "ConstantOfShape", "Range", "Constant"}
+
+
+def op_class(node: Node) -> OpClass:
+    t = node.op_type
+    if t == "Identity":
+        return OpClass.IDENTITY
+    if t in _VIEW:
+        return OpClass.VIEW
+    if t in _ELEMENTWISE:
+        return OpClass.ELEMENTWISE
+    if t in _MOVEMENT:
+        return OpClass.MOVEMENT
+    if t in _REDUCTION:
+        return OpClass.REDUCTION
+    if t in _CONTRACTION:
+        return OpClass.CONTRACTION
+    if t in _SHAPE:
+        return OpClass.SHAPE
+    raise KeyError(t)
+
+
+_SHAPE_ONLY = {"Shape"}
+
+
+def reads_only_shapes(node: Node) -> bool:
+    """True when the node's result depends on its inputs' shapes only, never their values."""
+    return node.op_type in _SHAPE_ONLY

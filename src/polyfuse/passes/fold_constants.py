@@ -1,0 +1,83 @@
+"""Constant folding and shape inference in one walk.
+
+Every node whose inputs are all constant is evaluated with the numpy reference interpreter
+(this folds the Shape -> Gather -> Concat -> Reshape subgraphs exporters emit, once input shapes
+are bound). Every other node gets its output dtype and shape: elementwise ops by broadcasting
+(the dtype from evaluating one element), the rest by evaluating the reference on zeros, so the
+reference is the single source of truth for shape semantics.
+
+A folded result much larger than the constants it came from (an Expand of a scalar, say) stays
+a computation, so the weights blob does not grow.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import PolyfuseError, UnsupportedError
+from ..ir import Graph, Node
+from ..ops import reference
+from ..ops.categories import OpClass, op_class, reads_only_shapes
+
+FOLD_MAX_ELEMENTS = 1 << 16  # fold anything up to this size; larger only if no larger than its inputs
+
+
+def _evaluate(graph: Graph, node: Node, args: list) -> list[np.ndarray]:
+    n_out = len(node.outputs)
+    try:
+        with np.errstate(all="ignore"):
+            outs = reference.evaluate(node.op_type, args, node.attrs, opset=graph.opset, num_outputs=n_out)
+    except PolyfuseError:
+        raise
+    except Exception as e:
+        ins = ", ".join(f"{i}{list(a.shape) if a is not None else ''}" for i, a in zip(node.inputs, args))
+        raise UnsupportedError(f"node {node.name!r} ({node.op_type}) cannot be evaluated on inputs "
+                               f"{ins}: {e}") from None
+    return [np.asarray(o) for o in outs]
+
+
+def _infer_elementwise(graph: Graph, node: Node) -> None:
+    vals = [graph.values[i] if i else None for i in node.inputs]
+    try:
+        shape = np.broadcast_shapes(*[v.shape for v in vals if v is not None])
+    except ValueError:
+        shapes = ", ".join(f"{v.name}{list(v.shape)}" for v in vals if v is not None)
+        raise UnsupportedError(f"node {node.name!r} ({node.op_type}): inputs {shapes} do not broadcast") from None
+    probe = [None if v is None else np.zeros((1,) * len(v.shape), v.dtype) for v in vals]
+    out = _evaluate(graph, node, probe)[0]
+    v = graph.values[node.outputs[0]]
+    v.dtype, v.shape = out.dtype, tuple(int(d) for d in shape)
+
+
+def _infer_by_evaluation(graph: Graph, node: Node) -> None:
+    args = []
+    for i in node.inputs:
+        v = graph.values[i] if i else None
+        args.append(None if v is None else (v.const if v.is_const else np.zeros(v.shape, v.dtype)))
+    for name, out in zip(node.outputs, _evaluate(graph, node, args)):
+        if name:
+            graph.values[name].dtype, graph.values[name].shape = out.dtype, tuple(int(d) for d in out.shape)
+
+
+def fold_constants(graph: Graph) -> Graph:
+    kept = []
+    for node in graph.nodes:
+        ins = [graph.values[i] for i in node.inputs if i]
+        if all(v.is_const for v in ins) or reads_only_shapes(node):
+            args = [None if not i else (graph.values[i].const if graph.values[i].is_const
+                                        else np.zeros(graph.values[i].shape, graph.values[i].dtype))
+                    for i in node.inputs]
+            outs = _evaluate(graph, node, args)
+            limit = max(FOLD_MAX_ELEMENTS, sum(v.numel for v in ins))
+            if all(o.size <= limit for o in outs):
+                for name, o in zip(node.outputs, outs):
+                    if name:
+                        v = graph.values[name]
+                        v.const, v.dtype, v.shape = np.ascontiguousarray(o), o.dtype, tuple(o.shape)
+                continue
+        if op_class(node) in (OpClass.ELEMENTWISE, OpClass.IDENTITY):
+            _infer_elementwise(graph, node)
+        else:
+            _infer_by_evaluation(graph, node)
+        kept.append(node)
+    graph.nodes = kept
+    return graph

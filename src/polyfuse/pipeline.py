@@ -1,0 +1,100 @@
+"""The compiler pipeline, in order. Each stage can be run, dumped and tested alone.
+
+    ONNX --import--> Graph --bind_shapes--> --fold_constants--> --remove_identity-->
+    --eliminate_dead_code--> --lower--> kernels --plan_memory--> --generate--> C++ --build--> library
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from . import __version__
+from .build.compiler import build_shared_library
+from .build.memory import MemoryPlan, plan_memory
+from .codegen.host import generate_host
+from .errors import UnsupportedError
+from .frontend import import_onnx
+from .ir import Graph
+from .kernel import LoweredModel, lower_graph
+from .passes import bind_shapes, eliminate_dead_code, fold_constants, remove_identity
+
+log = logging.getLogger("polyfuse")
+TARGETS = ("host",)
+PLANNED_TARGETS = ("android-cpu", "android-gpu")
+
+
+@dataclass
+class Compilation:
+    graph: Graph
+    onnx_nodes: int
+    lowered: LoweredModel | None = None
+    plan: MemoryPlan | None = None
+    source: str = ""
+    n_functions: int = 0
+    library: object = None
+    cached: bool = False
+    timings: dict = field(default_factory=dict)
+
+
+class _Stage:
+    def __init__(self, comp: Compilation, name: str, what: str = ""):
+        self.comp, self.name, self.what = comp, name, what
+
+    def __enter__(self):
+        if self.what:
+            log.info("%s", self.what)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.comp.timings[self.name] = round(time.perf_counter() - self.t0, 3)
+
+
+def check_target(target: str) -> None:
+    if target in PLANNED_TARGETS:
+        raise UnsupportedError(f"target {target!r} is not implemented yet (available: {', '.join(TARGETS)})")
+    if target not in TARGETS:
+        raise UnsupportedError(f"unknown target {target!r} (available: {', '.join(TARGETS)}; "
+                               f"planned: {', '.join(PLANNED_TARGETS)})")
+
+
+def frontend(model, shapes=None) -> Compilation:
+    """Import and optimise: everything up to kernels."""
+    t0 = time.perf_counter()
+    graph = model if isinstance(model, Graph) else import_onnx(model)
+    comp = Compilation(graph, len(graph.nodes))
+    comp.timings["import"] = round(time.perf_counter() - t0, 3)
+    log.info("imported %s: %d nodes, opset %d", graph.name, comp.onnx_nodes, graph.opset)
+    with _Stage(comp, "bind_shapes"):
+        bind_shapes(graph, shapes)
+    for note in graph.notes:
+        log.warning("note: %s", note)
+    with _Stage(comp, "fold_constants", "folding constants and inferring shapes"):
+        fold_constants(graph)
+    with _Stage(comp, "remove_identity"):
+        remove_identity(graph)
+    with _Stage(comp, "eliminate_dead_code"):
+        eliminate_dead_code(graph)
+    graph.verify()
+    return comp
+
+
+def backend(comp: Compilation, target: str = "host") -> Compilation:
+    """Kernels, memory plan, code and the native library."""
+    check_target(target)
+    with _Stage(comp, "lower", f"lowering {len(comp.graph.nodes)} nodes to kernels"):
+        comp.lowered = lower_graph(comp.graph)
+    with _Stage(comp, "plan_memory"):
+        comp.plan = plan_memory(comp.lowered)
+    with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):
+        src = generate_host(comp.lowered, comp.plan, version=__version__, target=target)
+        comp.source, comp.n_functions = src.text, src.n_functions
+    with _Stage(comp, "build", f"compiling {src.n_functions} distinct kernels with the C++ compiler"):
+        comp.library, comp.cached = build_shared_library(comp.source)
+    log.info("library %s (%s)", comp.library, "cached" if comp.cached else "built")
+    return comp
+
+
+def compile_model(model, *, target: str = "host", shapes=None) -> Compilation:
+    check_target(target)
+    return backend(frontend(model, shapes), target)

@@ -1,0 +1,2 @@
+"""Load compiled artifacts and run them from Python."""
+from .model import CompiledModel, load  # noqa: F401

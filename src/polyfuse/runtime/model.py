@@ -1,0 +1,108 @@
+"""CompiledModel: an artifact directory loaded into the native runtime.
+
+``run(output_names, feeds)`` behaves like ``onnxruntime.InferenceSession.run``: feeds is a
+dict of numpy arrays by input name, the result a list in ``output_names`` order (all outputs
+when None).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..build.artifact import LIBRARY, WEIGHTS, copy_artifact, read_manifest
+from ..errors import ArtifactError, InputError
+from .native import load_runtime
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: np.dtype
+    shape: tuple
+
+
+def _infos(entries) -> list[TensorInfo]:
+    return [TensorInfo(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in entries]
+
+
+class CompiledModel:
+    def __init__(self, directory, threads: int | None = None, *, _owned_tmp: bool = False):
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory)
+        self.inputs = _infos(self.manifest["inputs"])
+        self.outputs = _infos(self.manifest["outputs"])
+        self.threads = int(threads or os.cpu_count() or 1)
+        if self.threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        lib, weights = self.directory / LIBRARY, self.directory / WEIGHTS
+        for f in (lib, weights):
+            if not f.is_file():
+                raise ArtifactError(f"{self.directory}: artifact is incomplete, {f.name} is missing")
+        try:
+            self._session = load_runtime().Session(str(lib), str(weights), self.threads)
+        except (RuntimeError, ValueError) as e:
+            raise ArtifactError(f"{self.directory}: {e}") from None
+        self._owned_tmp = _owned_tmp
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def _check_feeds(self, feeds) -> list[np.ndarray]:
+        if not isinstance(feeds, dict):
+            raise InputError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
+        unknown = sorted(set(feeds) - set(self.input_names))
+        if unknown:
+            raise InputError(f"unknown input(s) {unknown}; the model's inputs are {self.input_names}")
+        arrays = []
+        for info in self.inputs:
+            if info.name not in feeds:
+                raise InputError(f"missing input {info.name!r} ({info.dtype.name}{list(info.shape)})")
+            a = np.asarray(feeds[info.name])
+            if a.dtype != info.dtype:
+                raise InputError(f"input {info.name!r}: expected dtype {info.dtype.name}, got {a.dtype.name}")
+            if tuple(a.shape) != info.shape:
+                raise InputError(f"input {info.name!r}: expected shape {list(info.shape)}, got {list(a.shape)} "
+                                 f"(the model was compiled for this shape; recompile with "
+                                 f"--shape {info.name}={','.join(map(str, a.shape)) or 'scalar'})")
+            arrays.append(np.ascontiguousarray(a))
+        return arrays
+
+    def run(self, output_names=None, feeds=None) -> list[np.ndarray]:
+        arrays = self._check_feeds(feeds if feeds is not None else {})
+        wanted = self.output_names if output_names is None else list(output_names)
+        missing = [n for n in wanted if n not in self.output_names]
+        if missing:
+            raise InputError(f"unknown output(s) {missing}; the model's outputs are {self.output_names}")
+        outs = [np.empty(o.shape, o.dtype) for o in self.outputs]
+        self._session.run(arrays, outs)
+        by_name = dict(zip(self.output_names, outs))
+        return [by_name[n] for n in wanted]
+
+    def __call__(self, **feeds) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.run(None, feeds)))
+
+    def save(self, directory) -> Path:
+        """Copy this model's artifact (sources, weights, library) to ``directory``."""
+        return copy_artifact(self.directory, Path(directory))
+
+    def __del__(self):
+        if getattr(self, "_owned_tmp", False):
+            shutil.rmtree(self.directory.parent, ignore_errors=True)  # the mkdtemp() root
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{i.name}:{i.dtype.name}{list(i.shape)}" for i in self.inputs)
+        return f"CompiledModel({self.manifest.get('model_name')!r}, target={self.manifest['target']!r}, inputs=({ins}))"
+
+
+def load(directory, threads: int | None = None) -> CompiledModel:
+    """Load an artifact directory written by ``polyfuse compile`` or ``CompiledModel.save``."""
+    return CompiledModel(directory, threads)

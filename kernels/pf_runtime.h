@@ -24,8 +24,11 @@ static inline double pf_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // Integer division truncating toward zero (ONNX Div on integers, as onnxruntime does);
 // division by zero gives 0 instead of trapping.
-template <class T>
-static inline T pf_idiv(T a, T b) { return b == 0 ? T(0) : T(a / b); }
+template <class A, class B>
+static inline std::common_type_t<A, B> pf_idiv(A a, B b) {
+  using T = std::common_type_t<A, B>;
+  return (T)b == 0 ? T(0) : T((T)a / (T)b);
+}
 
 // Gather-style index: negative counts from the end; clamped into [0, n) so that a bad index
 // can never read outside the tensor.

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..kernel.ir import Contraction
 from ..kernel.lower import LoweredModel
 
@@ -94,10 +92,3 @@ def plan_memory(model: LoweredModel) -> MemoryPlan:
         plan.arena_bytes = max(plan.arena_bytes, at + size)
     return plan
 
-
-def weights_blob(model: LoweredModel, plan: MemoryPlan) -> bytes:
-    buf = bytearray(plan.weights_bytes)
-    for name, off in plan.weights:
-        data = np.ascontiguousarray(model.graph.values[name].const).tobytes()
-        buf[off:off + len(data)] = data
-    return bytes(buf)

@@ -15,7 +15,7 @@ from ..forms import functions as F
 C_TYPES = {
     np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.int64): "int64_t",
     np.dtype(np.int32): "int32_t", np.dtype(np.bool_): "bool", np.dtype(np.uint8): "uint8_t",
-    np.dtype(np.int8): "int8_t",
+    np.dtype(np.int8): "int8_t", np.dtype(np.float16): "_Float16",
 }
 
 _UNARY = {sympy.exp: "std::exp", sympy.log: "std::log", sympy.tanh: "std::tanh", sympy.erf: "std::erf",

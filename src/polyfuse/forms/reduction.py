@@ -23,6 +23,7 @@ class ReductionForm:
     body: sympy.Expr
     keep_shape: bool
     keepdims: bool = True
+    row_outputs: tuple = ()  # bodies of further outputs with one value per row (LayerNorm's Mean, InvStdDev)
 
 
 def _reduce_axes(ctx):
@@ -63,7 +64,8 @@ def _layer_norm(ctx):
         if k < len(ctx.inputs) and ctx.inputs[k] is not None:
             w = ctx.inputs[k]
             y = apply(y, ctx.load_or_literal(k, broadcast_index(w.shape, norm_vars, norm_shape)))
-    return ReductionForm(tuple(range(a, r)), [(A0, "mean", x), (A1, "mean", (x - A0) ** 2)], y, True)
+    return ReductionForm(tuple(range(a, r)), [(A0, "mean", x), (A1, "mean", (x - A0) ** 2)], y, True,
+                         row_outputs=(A0, 1 / sqrt(A1 + eps)))
 
 
 REDUCTION_OPS = {

@@ -171,7 +171,7 @@ def import_onnx(model, name: str | None = None) -> Graph:
             arr = numpy_helper.to_array(t)
         except Exception as e:
             raise ModelError(f"{where}: initializer {t.name!r} is corrupt ({_short(e)})") from None
-        values[t.name] = Value(t.name, arr.dtype, tuple(arr.shape), np.ascontiguousarray(arr))
+        values[t.name] = Value(t.name, arr.dtype, tuple(arr.shape), np.array(arr, order="C"))
     inputs = []
     for vi in g.input:
         if vi.name in values:  # an initializer that is also listed as an input: a constant
@@ -190,7 +190,10 @@ def import_onnx(model, name: str | None = None) -> Graph:
                 values[o] = Value(o)
         nodes.append(node)
     outputs = [o.name for o in g.output]
-    for o in g.output:  # keep the declared output types: bind_shapes uses their symbolic dims
+    for o in g.output:  # declared output types are hints; inference decides
+        if not o.type.HasField("tensor_type"):
+            values.setdefault(o.name, Value(o.name))
+            continue
         declared = _value_from_type_proto(o.name, o.type, where)
         v = values.setdefault(o.name, declared)
         if v.dtype is None:

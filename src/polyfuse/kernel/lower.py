@@ -110,41 +110,33 @@ def _lower_movement(g: Graph, node: Node) -> list:
 
 def _lower_reduction(g: Graph, node: Node) -> list:
     out = g.values[node.outputs[0]]
-    used_extra = [o for o in node.outputs[1:] if o and o in _used(g)]
-    if used_extra:
-        raise UnsupportedError(f"node {node.name!r} ({node.op_type}): outputs {used_extra} are not supported")
     loads = Loads()
     form = REDUCTION_OPS[node.op_type](_Ctx(g, node, out, loads))
     shape = g.values[node.inputs[0]].shape
     if not form.axes:  # noop_with_empty_axes: a copy
         return [Pointwise(out.name, out.shape, form.stages[0][2], loads.table, [node.name])]
-    return [Reduction(out.name, shape, form.axes, form.stages, form.body, form.keep_shape, out.shape,
-                      loads.table, [node.name])]
-
-
-def _used(g: Graph) -> set:
-    return {i for n in g.nodes for i in n.inputs} | set(g.outputs)
+    kernels = [Reduction(out.name, shape, form.axes, form.stages, form.body, form.keep_shape, out.shape,
+                         loads.table, [node.name])]
+    for name, body in zip(node.outputs[1:], form.row_outputs):
+        if name:
+            kernels.append(Reduction(name, shape, form.axes, form.stages, body, False, g.values[name].shape,
+                                     loads.table, [node.name]))
+    return kernels
 
 
 def _lower_contraction(g: Graph, node: Node) -> list:
     out = g.values[node.outputs[0]]
     a, b = g.values[node.inputs[0]], g.values[node.inputs[1]]
-    if not (np.dtype(a.dtype) == np.dtype(b.dtype) == np.float32):
-        raise UnsupportedError(f"node {node.name!r} ({node.op_type}): only float32 matrix products are "
-                               f"supported, got {a.dtype} x {b.dtype}")
+    if np.dtype(a.dtype) != np.float32:
+        return [_product_as_reduction(g, node, a, b, out)]
     loads = Loads()
     if node.op_type == "Gemm":
         ta, tb = bool(node.attrs.get("transA", 0)), bool(node.attrs.get("transB", 0))
         m, k = (a.shape[1], a.shape[0]) if ta else a.shape
         n = b.shape[0] if tb else b.shape[1]
-        epi = ACC
-        c = g.values[node.input(2)] if node.input(2) else None
-        beta = float(node.attrs.get("beta", 1.0))
-        if c is not None and beta != 0.0:
-            cval = literal(c) if c.is_const and c.numel == 1 else loads(c.name, broadcast_index(c.shape, IDX[:2], (m, n)))
-            epi = ACC + sympy.Float(beta) * cval if beta != 1.0 else ACC + cval
-        return [Contraction(out.name, a.name, b.name, m, n, k, ta, tb, float(node.attrs.get("alpha", 1.0)),
-                            (), (), (), epi, loads.table, [node.name], out.shape)]
+        epi = _gemm_epilogue(g, node, loads, m, n, ACC)
+        return [Contraction(out.name, a.name, b.name, m, n, k, ta, tb, 1.0, (), (), (), epi, loads.table,
+                            [node.name], out.shape)]
     ashape = a.shape if len(a.shape) > 1 else (1,) + a.shape
     bshape = b.shape if len(b.shape) > 1 else b.shape + (1,)
     m, k, n = ashape[-2], ashape[-1], bshape[-1]
@@ -154,6 +146,41 @@ def _lower_contraction(g: Graph, node: Node) -> list:
     return [Contraction(out.name, a.name, b.name, m, n, k, False, False, 1.0, batch,
                         _batch_strides(ashape, batch), _batch_strides(bshape, batch), ACC, loads.table,
                         [node.name], out.shape)]
+
+
+def _gemm_epilogue(g: Graph, node: Node, loads: Loads, m: int, n: int, acc) -> sympy.Expr:
+    """alpha * acc + beta * C, with C broadcast to (M, N)."""
+    alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
+    y = acc if alpha == 1.0 else sympy.Float(alpha) * acc
+    c = g.values[node.input(2)] if node.input(2) else None
+    if c is None or beta == 0.0:
+        return y
+    cval = literal(c) if c.is_const and c.numel == 1 else loads(c.name, broadcast_index(c.shape, IDX[:2], (m, n)))
+    return y + (cval if beta == 1.0 else sympy.Float(beta) * cval)
+
+
+def _product_as_reduction(g: Graph, node: Node, a: Value, b: Value, out: Value) -> Reduction:
+    """Matrix products of types the packed GEMM does not take (int64, float64), as a reduction:
+    out[..., i, j] = sum_k A[..., i, k] * B[..., k, j]  (Gemm: transposes, alpha, beta * C)."""
+    gemm = node.op_type == "Gemm"
+    ta, tb = (bool(node.attrs.get("transA", 0)), bool(node.attrs.get("transB", 0))) if gemm else (False, False)
+    ashape = a.shape if len(a.shape) > 1 else (1,) + a.shape
+    bshape = b.shape if len(b.shape) > 1 else b.shape + (1,)
+    batch = tuple(np.broadcast_shapes(ashape[:-2], bshape[:-2]))
+    m, k = (ashape[-1], ashape[-2]) if ta else (ashape[-2], ashape[-1])
+    n = bshape[-2] if tb else bshape[-1]
+    space = batch + (m, n, k)
+    v = IDX[:len(space)]
+    bv, i, j, kk = v[:len(batch)], v[-3], v[-2], v[-1]
+    loads = Loads()
+    ia = broadcast_index(ashape[:-2], bv, batch) + ((kk, i) if ta else (i, kk))
+    ib = broadcast_index(bshape[:-2], bv, batch) + ((j, kk) if tb else (kk, j))
+    ia = ia if len(a.shape) > 1 else ia[1:]
+    ib = ib if len(b.shape) > 1 else ib[:-1]
+    r = sympy.Symbol("r0")
+    body = _gemm_epilogue(g, node, loads, m, n, r) if gemm else r
+    return Reduction(out.name, space, (len(space) - 1,), [(r, "sum", loads(a.name, ia) * loads(b.name, ib))], body,
+                     False, batch + (m, n), loads.table, [node.name])
 
 
 def _batch_strides(shape, batch) -> tuple:

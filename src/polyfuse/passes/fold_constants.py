@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import PolyfuseError, UnsupportedError
 from ..ir import Graph, Node
 from ..ops import reference
-from ..ops.categories import OpClass, op_class, reads_only_shapes
+from ..ops.categories import SHAPE_INPUTS, OpClass, op_class, reads_only_shapes
 
 FOLD_MAX_ELEMENTS = 1 << 16  # fold anything up to this size; larger only if no larger than its inputs
 
@@ -48,7 +48,17 @@ def _infer_elementwise(graph: Graph, node: Node) -> None:
     v.dtype, v.shape = out.dtype, tuple(int(d) for d in shape)
 
 
+def _check_shape_inputs(graph: Graph, node: Node) -> None:
+    for k in SHAPE_INPUTS.get(node.op_type, ()):
+        name = node.input(k)
+        if name and not graph.values[name].is_const:
+            raise UnsupportedError(f"node {node.name!r} ({node.op_type}): input {k} ({name!r}) decides the output "
+                                   "shape but is only known at run time; polyfuse compiles static shapes (give "
+                                   "symbolic input dims with --shape so shape computations fold)")
+
+
 def _infer_by_evaluation(graph: Graph, node: Node) -> None:
+    _check_shape_inputs(graph, node)
     args = []
     for i in node.inputs:
         v = graph.values[i] if i else None
@@ -72,7 +82,7 @@ def fold_constants(graph: Graph) -> Graph:
                 for name, o in zip(node.outputs, outs):
                     if name:
                         v = graph.values[name]
-                        v.const, v.dtype, v.shape = np.ascontiguousarray(o), o.dtype, tuple(o.shape)
+                        v.const, v.dtype, v.shape = np.array(o, order="C"), o.dtype, tuple(o.shape)
                 continue
         if op_class(node) in (OpClass.ELEMENTWISE, OpClass.IDENTITY):
             _infer_elementwise(graph, node)

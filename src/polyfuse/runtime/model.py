@@ -73,7 +73,7 @@ class CompiledModel:
                 raise InputError(f"input {info.name!r}: expected shape {list(info.shape)}, got {list(a.shape)} "
                                  f"(the model was compiled for this shape; recompile with "
                                  f"--shape {info.name}={','.join(map(str, a.shape)) or 'scalar'})")
-            arrays.append(np.ascontiguousarray(a))
+            arrays.append(np.require(a, requirements="C"))
         return arrays
 
     def run(self, output_names=None, feeds=None) -> list[np.ndarray]:

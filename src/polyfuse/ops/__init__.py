@@ -1,0 +1,1 @@
+"""Per-op knowledge: the numpy reference interpreter (``polyfuse.ops.reference``)."""

@@ -1,0 +1,160 @@
+"""Reference implementations of elementwise ONNX ops (arithmetic, math, comparison, logic, Cast)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx.helper
+
+from ._common import NodeArgs, UnsupportedOp, in_float64, register
+
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Elementwise erf of a float64 array (numpy has none; math.erf is exact to ~1 ulp)."""
+    return np.asarray(_erf_scalar(x), dtype=np.float64).reshape(np.shape(x))
+
+
+def _is_int(x: np.ndarray) -> bool:
+    return np.issubdtype(x.dtype, np.integer)
+
+
+# --- binary arithmetic -----------------------------------------------------------------------
+
+def _trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer division rounding toward zero, as C (and onnxruntime) do; numpy's // floors."""
+    q = np.floor_divide(a, b)
+    inexact_negative = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
+    return q + inexact_negative.astype(q.dtype)
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _trunc_div(a, b) if _is_int(a) else np.divide(a, b)
+
+
+_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _divide}
+
+
+@register(*_BINARY)
+def _binary_arith(n: NodeArgs) -> np.ndarray:
+    a, b = n.inputs[0], n.inputs[1]
+    if a.dtype != b.dtype:
+        raise ValueError(f"{n.op_type}: input dtypes differ ({a.dtype} vs {b.dtype})")
+    with np.errstate(over="ignore"):
+        return np.asarray(_BINARY[n.op_type](a, b)).astype(a.dtype, copy=False)
+
+
+@register("Pow")
+def _pow(n: NodeArgs) -> np.ndarray:
+    """Output has the base's dtype; computed in double like C++ std::pow, then cast (truncating)."""
+    base, exponent = n.inputs[0], n.inputs[1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        wide = np.power(base.astype(np.float64), exponent.astype(np.float64))
+    return np.asarray(wide).astype(base.dtype)
+
+
+# --- unary math ------------------------------------------------------------------------------
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _gelu_exact(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+# Computed in float64 and cast back: these are the ops where float32 numpy and ORT may round
+# differently; float64 gives the correctly rounded answer that ORT approximates.
+_UNARY_F64 = {
+    "Sqrt": np.sqrt,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Tanh": np.tanh,
+    "Erf": erf,
+    "Sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),  # stable for large |x|
+}
+
+# Exact in any dtype: computed natively so integers keep integer semantics.
+_UNARY_NATIVE = {
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Relu": lambda x: np.maximum(x, np.zeros((), x.dtype)),
+    "Reciprocal": lambda x: np.divide(np.ones((), x.dtype), x),
+    "Not": np.logical_not,
+    "IsNaN": np.isnan,
+}
+
+
+@register(*_UNARY_F64)
+def _unary_f64(n: NodeArgs) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return in_float64(_UNARY_F64[n.op_type], n.inputs[0])
+
+
+@register(*_UNARY_NATIVE)
+def _unary_native(n: NodeArgs) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.asarray(_UNARY_NATIVE[n.op_type](n.inputs[0]))
+
+
+@register("Gelu")
+def _gelu(n: NodeArgs) -> np.ndarray:
+    approximate = n.attr("approximate", "none")
+    fns = {"none": _gelu_exact, "tanh": _gelu_tanh}
+    if approximate not in fns:
+        raise ValueError(f"Gelu: unknown approximate={approximate!r}")
+    return in_float64(fns[approximate], n.inputs[0])
+
+
+@register("Clip")
+def _clip(n: NodeArgs) -> np.ndarray:
+    """min(max(x, lo), hi); an omitted bound is no bound (opset >= 11 takes bounds as inputs)."""
+    x, lo, hi = n.inputs[0], n.input(1), n.input(2)
+    out = x
+    if lo is not None:
+        out = np.maximum(out, lo.reshape(()))
+    if hi is not None:
+        out = np.minimum(out, hi.reshape(()))
+    return np.array(out, dtype=x.dtype)
+
+
+@register("Where")
+def _where(n: NodeArgs) -> np.ndarray:
+    cond, x, y = n.inputs
+    return np.asarray(np.where(cond.astype(bool), x, y)).astype(x.dtype, copy=False)
+
+
+# --- comparison and logic -------------------------------------------------------------------
+
+_BOOL_BINARY = {
+    "Equal": np.equal,
+    "Less": np.less,
+    "Greater": np.greater,
+    "LessOrEqual": np.less_equal,
+    "GreaterOrEqual": np.greater_equal,
+    "And": np.logical_and,
+    "Or": np.logical_or,
+}
+
+
+@register(*_BOOL_BINARY)
+def _bool_binary(n: NodeArgs) -> np.ndarray:
+    a, b = n.inputs[0], n.inputs[1]
+    return np.asarray(_BOOL_BINARY[n.op_type](a, b), dtype=bool)
+
+
+# --- Cast ------------------------------------------------------------------------------------
+
+@register("Cast")
+def _cast(n: NodeArgs) -> np.ndarray:
+    """C-style conversion: floats truncate toward zero into integers, nonzero (and NaN) is True.
+
+    ``saturate`` (opset 19) only concerns float8 targets, which are not supported.
+    """
+    to = int(n.attr("to"))
+    target = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(to))
+    if target.kind not in "biuf":
+        raise UnsupportedOp("Cast", f"to {onnx.helper.tensor_dtype_to_string(to)}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(n.inputs[0]).astype(target)

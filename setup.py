@@ -1,0 +1,44 @@
+"""polyfuse: a graph-level deep-learning compiler for phones and edge devices.
+
+Installs the Python package (src/polyfuse), the native runtime module polyfuse._runtime
+(pybind11), and the hand-written kernels and code templates as package data (polyfuse/_data),
+so an installed polyfuse can generate and build code without the source tree.
+"""
+import shutil
+from pathlib import Path
+
+from pybind11.setup_helpers import Pybind11Extension
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+DATA_DIRS = ("kernels", "codegen_templates")
+
+
+class build_py_with_data(build_py):
+    """Copy kernels/ and codegen_templates/ into polyfuse/_data of the built package."""
+
+    def run(self):
+        super().run()
+        for d in DATA_DIRS:
+            dest = Path(self.build_lib) / "polyfuse" / "_data" / d
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(HERE / d, dest, ignore=shutil.ignore_patterns("tests", "*.o", "*.so"))
+
+
+setup(
+    name="polyfuse",
+    version="0.1.0",
+    description="Graph-level deep-learning compiler: ONNX to fused native code for phones and edge devices",
+    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    ext_modules=[Pybind11Extension("polyfuse._runtime", ["src/polyfuse/runtime/_runtime.cpp"], cxx_std=17,
+                                   libraries=["dl"])],
+    cmdclass={"build_py": build_py_with_data},
+    install_requires=["numpy>=1.24", "onnx>=1.14", "onnxruntime>=1.16", "sympy>=1.12", "networkx>=3.0",
+                      "jinja2>=3.1", "pybind11>=2.10"],
+    entry_points={"console_scripts": ["polyfuse = polyfuse.cli:main"]},
+)

@@ -1,0 +1,68 @@
+"""``polyfuse bench``: polyfuse and onnxruntime in one process, alternating; medians and ratio."""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+
+def sample_inputs(model) -> dict:
+    """Deterministic inputs valid for any model: ones for integer inputs, normal floats otherwise."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for i in model.inputs:
+        if np.issubdtype(i.dtype, np.floating):
+            feeds[i.name] = rng.standard_normal(i.shape).astype(i.dtype)
+        else:
+            feeds[i.name] = np.ones(i.shape, i.dtype)
+    return feeds
+
+
+def ort_session(path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def time_alternating(fns: dict, repeat: int, warmup: int = 3) -> dict:
+    """Run each callable ``warmup`` times, then ``repeat`` rounds alternating; seconds per run."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | None = None) -> str:
+    import os
+
+    from .api import compile as pf_compile
+
+    threads = threads or os.cpu_count() or 1
+    model = pf_compile(path, "host", shapes=shapes, threads=threads)
+    feeds = sample_inputs(model)
+    fns = {"polyfuse": lambda: model.run(None, feeds)}
+    if vs == "onnxruntime":
+        sess = ort_session(path, threads)
+        fns["onnxruntime"] = lambda: sess.run(None, feeds)
+    times = time_alternating(fns, repeat)
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    lines = [f"{path} ({', '.join(f'{i.name}{list(i.shape)}' for i in model.inputs)}), {threads} threads, "
+             f"median of {repeat}:"]
+    lines += [f"  {k:12s} {v:9.3f} ms" for k, v in med.items()]
+    if vs == "onnxruntime":
+        ours, ref = model.run(None, feeds), sess.run(None, feeds)
+        err = max(float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0 for a, b in zip(ours, ref))
+        lines.append(f"  speedup      {med['onnxruntime'] / med['polyfuse']:9.2f}x  (onnxruntime / polyfuse)")
+        lines.append(f"  max abs error vs onnxruntime: {err:.3g}")
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""The ``polyfuse`` command line: compile, run, inspect, bench.
+
+Every expected failure prints one ``polyfuse: error: ...`` line (or a short block for lists) on
+stderr and exits 2; never a traceback. Set POLYFUSE_DEBUG=1 to see tracebacks of internal errors.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, PolyfuseError
+
+log = logging.getLogger("polyfuse")
+
+
+def parse_shapes(items) -> dict:
+    shapes = {}
+    for item in items or []:
+        name, sep, dims = item.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",")) if dims.strip() else ()
+        except ValueError:
+            shape = None
+        if not sep or not name or shape is None:
+            raise InputError(f"--shape {item!r}: expected NAME=D0,D1,... (for example input_ids=1,128)")
+        shapes[name] = shape
+    return shapes
+
+
+def _add_common(p, shapes=True, threads=True):
+    if shapes:
+        p.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
+                       help="concrete shape for an input with symbolic dims (repeatable)")
+    if threads:
+        p.add_argument("--threads", type=int, default=None, help="threads to run with (default: all cores)")
+
+
+def cmd_compile(args) -> int:
+    from .api import build_artifact
+
+    out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
+    path, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape))
+    t = comp.timings
+    build = "cached build" if comp.cached else f"C++ build {t.get('build', 0):.1f} s"
+    print(f"compiled {comp.graph.name}: {comp.onnx_nodes} ONNX nodes -> {len(comp.lowered.kernels)} kernel launches "
+          f"({comp.n_functions} distinct), arena {comp.plan.arena_bytes / 2**20:.1f} MiB, "
+          f"weights {comp.plan.weights_bytes / 2**20:.1f} MiB, {sum(t.values()):.1f} s "
+          f"({build})")
+    for note in comp.graph.notes:
+        print(f"note: {note}")
+    print(f"artifact: {path}")
+    return 0
+
+
+def _load_inputs(items) -> dict:
+    import numpy as np
+
+    feeds = {}
+    for item in items or []:
+        name, sep, file = item.partition("=")
+        if not sep:
+            name, file = "", item
+        path = Path(file)
+        if not path.is_file():
+            raise InputError(f"--input {item!r}: {path}: no such file")
+        try:
+            data = np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise InputError(f"--input {item!r}: {path}: not a .npy/.npz file ({e})") from None
+        if hasattr(data, "files"):  # .npz: every array, by its name
+            feeds.update({k: data[k] for k in data.files})
+        elif not name:
+            raise InputError(f"--input {item!r}: a .npy file needs a name: NAME=FILE.npy")
+        else:
+            feeds[name] = data
+    return feeds
+
+
+def _safe_filename(name: str, taken: set) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "output"
+    cand, k = base, 1
+    while cand in taken:
+        cand, k = f"{base}_{k}", k + 1
+    taken.add(cand)
+    return cand
+
+
+def _compiled(model, args):
+    from .api import compile as pf_compile
+    from .runtime import load
+
+    if Path(model).is_dir():
+        return load(model, args.threads)
+    return pf_compile(model, "host", shapes=parse_shapes(getattr(args, "shape", None)), threads=args.threads)
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .build.artifact import replace_dir
+
+    feeds = _load_inputs(args.input)
+    cm = _compiled(args.model, args)
+    outs = cm.run(None, feeds)
+    dest = Path(args.output)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InputError(f"-o {dest}: exists and is not empty")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    taken: set = set()
+    for name, arr in zip(cm.output_names, outs):
+        fname = _safe_filename(name, taken) + ".npy"
+        np.save(tmp / fname, arr)
+        print(f"{name}: {arr.dtype.name}{list(arr.shape)} -> {dest / fname}")
+    replace_dir(tmp, dest)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .inspect import inspect_model
+
+    print(inspect_model(args.model, shapes=parse_shapes(args.shape), as_json=args.json, show_graph=args.graph))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench_model
+
+    print(bench_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
+                      vs=args.vs))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="polyfuse", description="Compile ONNX models into fast native code.")
+    p.add_argument("--version", action="version", version=f"polyfuse {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile a model into an artifact directory")
+    c.add_argument("model", help="path to an .onnx file")
+    c.add_argument("--target", default="host", help="host (default); android-cpu, android-gpu are planned")
+    c.add_argument("-o", "--output", help="artifact directory (default: MODEL_STEM.TARGET)")
+    _add_common(c, threads=False)
+    c.set_defaults(func=cmd_compile)
+
+    r = sub.add_parser("run", help="run a compiled artifact (or compile and run an .onnx) on .npy inputs")
+    r.add_argument("model", help="artifact directory or .onnx file")
+    r.add_argument("--input", action="append", metavar="NAME=FILE.npy | FILE.npz", help="input tensor (repeatable)")
+    r.add_argument("-o", "--output", required=True, help="directory to write one OUTPUT.npy per model output")
+    _add_common(r)
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("inspect", help="show what the compiler makes of a model")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="machine-readable summary")
+    i.add_argument("--graph", action="store_true", help="print the optimised graph, one line per node")
+    _add_common(i, threads=False)
+    i.set_defaults(func=cmd_inspect)
+
+    b = sub.add_parser("bench", help="time a model, optionally against onnxruntime in the same process")
+    b.add_argument("model", help=".onnx file")
+    b.add_argument("--vs", choices=["onnxruntime"], help="peer to compare with (same thread count)")
+    b.add_argument("--repeat", type=int, default=20, help="timed runs of each (default 20)")
+    _add_common(b)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="polyfuse: %(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.func(args)
+    except PolyfuseError as e:
+        print(f"polyfuse: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("polyfuse: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: say so in one line, keep the traceback for POLYFUSE_DEBUG
+        if os.environ.get("POLYFUSE_DEBUG"):
+            raise
+        print(f"polyfuse: internal error: {type(e).__name__}: {e} (set POLYFUSE_DEBUG=1 for a traceback and "
+              "please report it)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

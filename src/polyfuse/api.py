@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .build.artifact import FORMAT, write_artifact, write_weights
+from .build.artifact import FORMAT, check_replaceable, write_artifact, write_weights
 from .codegen.templates import render
 from .build.compiler import RUNTIME_SOURCES
 from .pipeline import Compilation, compile_model
@@ -34,6 +34,7 @@ def _manifest(comp: Compilation, target: str) -> dict:
 
 def build_artifact(model, directory, *, target: str = "host", shapes=None) -> tuple[Path, Compilation]:
     """Compile ``model`` and write its artifact directory; returns (directory, compilation)."""
+    check_replaceable(Path(directory))
     comp = compile_model(model, target=target, shapes=shapes)
     cmake = render("cmake/CMakeLists.txt.j2", version=__version__,
                    sources=["model.cpp"] + [f"runtime/{s}" for s in RUNTIME_SOURCES])

@@ -37,14 +37,15 @@ def write_weights(path: Path, graph, plan) -> None:
             f.write(np.ascontiguousarray(graph.values[name].const).tobytes())
 
 
-def _check_replaceable(dest: Path) -> None:
+def check_replaceable(dest: Path) -> None:
+    """Refuse to replace anything but an earlier artifact or an empty directory."""
     if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / MANIFEST).exists())):
         raise ArtifactError(f"{dest}: exists and is not a polyfuse artifact directory; refusing to overwrite it")
 
 
 def write_artifact(dest: Path, *, source: str, cmake: str, library: Path | None, manifest: dict, write_weights_to) -> Path:
     dest = Path(dest)
-    _check_replaceable(dest)
+    check_replaceable(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -94,7 +95,7 @@ def read_manifest(directory: Path) -> dict:
 
 def copy_artifact(src: Path, dest: Path) -> Path:
     dest = Path(dest)
-    _check_replaceable(dest)
+    check_replaceable(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

@@ -1,0 +1,72 @@
+"""Printer and generated-source tests: expressions print as intended C++, kernels dedupe,
+and nothing taken from a model can inject code."""
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from onnx import helper
+
+import polyfuse
+from helpers import model, run_ort
+from polyfuse.codegen.host import safe_comment
+from polyfuse.codegen.printer import CPrinter, float_literal
+from polyfuse.forms import functions as F
+
+x, y = sympy.symbols("x y")
+
+
+def test_printer_golden():
+    p = CPrinter()
+    assert p(x + y) == "(x + y)"
+    assert p(x - 3 * y) == "(x - (3 * y))"
+    assert p(x / y) == "(x / y)"
+    assert p(x ** 2) == "(x * x)"
+    assert p(sympy.sqrt(x)) == "std::sqrt(x)"
+    assert p(1 / sympy.sqrt(x)) == "(1.0f / std::sqrt(x))"
+    assert p(sympy.exp(x - y)) == "std::exp((x - y))"
+    assert p(F.Select(F.Less(x, 2), x, -y)) == "((x < 2) ? x : (-y))"
+    assert p(F.cast(x, np.int64)) == "static_cast<int64_t>(x)"
+    assert p(F.cast(x, np.bool_)) == "(x != 0)"
+    assert p(sympy.Float(0.5) * x) == "(0.5f * x)"
+    assert p(sympy.Rational(1, 2) * x) == "(0.5f * x)"
+
+
+def test_float_literals_round_trip_float32():
+    for v in [0.1, -3.4028234663852886e38, 1e-12, 1.0, 2.5e-45]:
+        text = float_literal(v).strip("()").rstrip("f")
+        assert np.float32(float(text)) == np.float32(v)
+    assert float_literal(float("inf")) == "INFINITY"
+    assert float_literal(-1e39) == "(-INFINITY)"
+    assert float_literal(float("nan")) == "NAN"
+
+
+def test_safe_comment_neutralises_comment_breakers():
+    for evil in ["a*/ int x; /*", "line\nbreak", "back\\", "q\"uote", "#include <x>"]:
+        s = safe_comment(evil)
+        assert "*/" not in s and "\n" not in s and "\\" not in s and '"' not in s and "#" not in s
+
+
+def test_hostile_names_do_not_reach_code(tmp_path):
+    evil_in = 'x */ system("rm -rf /"); /*'
+    evil_node = "n\n#include </etc/passwd>\n"
+    evil_out = "y\\\n*/"
+    m = model([helper.make_node("Relu", [evil_in], [evil_out], name=evil_node)],
+              [(evil_in, np.float32, [4])], [(evil_out, np.float32, [4])], name='g*/"evil"')
+    cm = polyfuse.compile(m, output_dir=tmp_path / "art")
+    src = (tmp_path / "art" / "model.cpp").read_text()
+    for bad in ["system(", "#include </etc", "*/\"", '"evil"']:
+        assert bad not in src
+    a = np.array([-1, 2, -3, 4], np.float32)
+    np.testing.assert_array_equal(cm.run(None, {evil_in: a})[0], run_ort(m, {evil_in: a})[0])
+
+
+def test_identical_layers_share_one_kernel_function(tmp_path):
+    """Two identical Add+Relu chains compile to 4 launches of 2 functions."""
+    nodes = [helper.make_node("Add", ["x", "b"], ["h1"]), helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("Add", ["r1", "b"], ["h2"]), helper.make_node("Relu", ["h2"], ["y"])]
+    m = model(nodes, [("x", np.float32, [8, 16])], [("y", np.float32, None)], [("b", np.ones(16, np.float32))])
+    cm = polyfuse.compile(m, output_dir=tmp_path / "art")
+    assert cm.manifest["stats"]["kernels"] == 4
+    assert cm.manifest["stats"]["distinct_kernels"] == 2
+    xv = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
+    np.testing.assert_allclose(cm.run(None, {"x": xv})[0], run_ort(m, {"x": xv})[0], rtol=1e-6, atol=1e-6)

@@ -1,0 +1,86 @@
+"""Before/expected tests of the graph passes, one pass at a time."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy
+from onnx import helper
+
+from helpers import model
+from polyfuse.errors import InputError, UnsupportedError
+from polyfuse.frontend import import_onnx
+from polyfuse.passes import bind_shapes, eliminate_dead_code, fold_constants, remove_identity
+
+
+def _shape_subgraph_model():
+    """x[batch, seq, 8] -> Reshape(x, Concat(Shape(x)[0:2], [2, 4])): the exporters' pattern."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["d0"], axis=0),
+        helper.make_node("Gather", ["s", "i1"], ["d1"], axis=0),
+        helper.make_node("Unsqueeze", ["d0", "ax"], ["u0"]),
+        helper.make_node("Unsqueeze", ["d1", "ax"], ["u1"]),
+        helper.make_node("Concat", ["u0", "u1", "tail"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        helper.make_node("Identity", ["y"], ["z"]),
+        helper.make_node("Relu", ["z"], ["out"]),
+        helper.make_node("Neg", ["x"], ["unused"]),
+    ]
+    inits = [("i0", np.array(0)), ("i1", np.array(1)), ("ax", np.array([0])), ("tail", np.array([2, 4]))]
+    return model(nodes, [("x", np.float32, ["batch", "seq", 8])], [("out", np.float32, None)], inits)
+
+
+def test_bind_shapes_binds_shared_symbols_and_notes_defaults():
+    g = import_onnx(_shape_subgraph_model())
+    assert all(isinstance(d, sympy.Symbol) for d in g.values["x"].shape[:2])
+    bind_shapes(g, {})
+    assert g.values["x"].shape == (1, 1, 8)
+    assert any("batch" in n for n in g.notes) and any("seq" in n for n in g.notes)
+    g = bind_shapes(import_onnx(_shape_subgraph_model()), {"x": (2, 5, 8)})
+    assert g.values["x"].shape == (2, 5, 8) and not g.notes
+
+
+@pytest.mark.parametrize("shapes, msg", [({"x": (2, 5)}, "rank"), ({"x": (2, 5, 9)}, "fixed to 8"),
+                                         ({"y": (1,)}, "not inputs"), ({"x": (-1, 5, 8)}, "negative")])
+def test_bind_shapes_rejects_bad_shapes(shapes, msg):
+    with pytest.raises(InputError, match=msg):
+        bind_shapes(import_onnx(_shape_subgraph_model()), shapes)
+
+
+def test_fold_constants_folds_shape_subgraph_into_constant_reshape():
+    g = fold_constants(bind_shapes(import_onnx(_shape_subgraph_model()), {"x": (2, 5, 8)}))
+    assert [n.op_type for n in g.nodes] == ["Reshape", "Identity", "Relu", "Neg"]
+    np.testing.assert_array_equal(g.values["shape"].const, [2, 5, 2, 4])
+    assert g.values["out"].shape == (2, 5, 2, 4) and g.values["out"].dtype == np.float32
+
+
+def test_identity_and_dead_code_removed():
+    g = fold_constants(bind_shapes(import_onnx(_shape_subgraph_model()), {"x": (2, 5, 8)}))
+    g = eliminate_dead_code(remove_identity(g))
+    assert [n.op_type for n in g.nodes] == ["Reshape", "Relu"]
+    assert g.nodes[1].inputs == ["y"]
+    assert "unused" not in g.values and "s" not in g.values
+    g.verify()
+
+
+def test_identity_kept_when_it_feeds_a_graph_output():
+    m = model([helper.make_node("Identity", ["x"], ["y"])], [("x", np.float32, [3])], [("y", np.float32, [3])])
+    g = remove_identity(fold_constants(bind_shapes(import_onnx(m))))
+    assert [n.op_type for n in g.nodes] == ["Identity"]
+
+
+def test_large_folded_constants_stay_computations():
+    """Expand of a scalar to 1M elements is not folded into the weights."""
+    nodes = [helper.make_node("Expand", ["c", "shape"], ["big"]), helper.make_node("Add", ["big", "x"], ["y"])]
+    m = model(nodes, [("x", np.float32, [1024, 1024])], [("y", np.float32, None)],
+              [("c", np.array(1.5, np.float32)), ("shape", np.array([1024, 1024]))])
+    g = fold_constants(bind_shapes(import_onnx(m)))
+    assert [n.op_type for n in g.nodes] == ["Expand", "Add"]
+    assert g.values["big"].shape == (1024, 1024)
+
+
+def test_run_time_shape_input_is_a_clear_error():
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"])]
+    m = model(nodes, [("x", np.float32, [6]), ("s", np.int64, [2])], [("y", np.float32, None)])
+    with pytest.raises(UnsupportedError, match=r"input 1 \('s'\) decides the output shape"):
+        fold_constants(bind_shapes(import_onnx(m)))

@@ -13,5 +13,6 @@ def eliminate_dead_code(graph: Graph) -> Graph:
             live.update(i for i in n.inputs if i)
     graph.nodes = kept[::-1]
     live.update(graph.inputs)
-    graph.values = {k: v for k, v in graph.values.items() if k in live or any(k in n.outputs for n in graph.nodes)}
+    live.update(o for n in graph.nodes for o in n.outputs)
+    graph.values = {k: v for k, v in graph.values.items() if k in live}
     return graph

@@ -48,6 +48,25 @@ def _infer_elementwise(graph: Graph, node: Node) -> None:
     v.dtype, v.shape = out.dtype, tuple(int(d) for d in shape)
 
 
+def _infer_contraction(graph: Graph, node: Node) -> None:
+    """MatMul/Gemm shapes by numpy's rules, without multiplying zeros."""
+    a, b = graph.values[node.inputs[0]], graph.values[node.inputs[1]]
+    if node.op_type == "Gemm":
+        m = a.shape[1] if node.attrs.get("transA", 0) else a.shape[0]
+        n = b.shape[0] if node.attrs.get("transB", 0) else b.shape[1]
+        shape = (m, n)
+    else:
+        sa = a.shape if len(a.shape) > 1 else (1,) + tuple(a.shape)
+        sb = b.shape if len(b.shape) > 1 else tuple(b.shape) + (1,)
+        if sa[-1] != sb[-2]:
+            raise UnsupportedError(f"node {node.name!r} (MatMul): shapes {list(a.shape)} and {list(b.shape)} "
+                                   "do not multiply")
+        shape = tuple(np.broadcast_shapes(sa[:-2], sb[:-2])) + (sa[-2],) * (len(a.shape) > 1) + \
+            (sb[-1],) * (len(b.shape) > 1)
+    v = graph.values[node.outputs[0]]
+    v.dtype, v.shape = np.dtype(a.dtype), tuple(int(d) for d in shape)
+
+
 def _check_shape_inputs(graph: Graph, node: Node) -> None:
     for k in SHAPE_INPUTS.get(node.op_type, ()):
         name = node.input(k)
@@ -84,8 +103,11 @@ def fold_constants(graph: Graph) -> Graph:
                         v = graph.values[name]
                         v.const, v.dtype, v.shape = np.array(o, order="C"), o.dtype, tuple(o.shape)
                 continue
-        if op_class(node) in (OpClass.ELEMENTWISE, OpClass.IDENTITY):
+        cls = op_class(node)
+        if cls in (OpClass.ELEMENTWISE, OpClass.IDENTITY):
             _infer_elementwise(graph, node)
+        elif cls is OpClass.CONTRACTION:
+            _infer_contraction(graph, node)
         else:
             _infer_by_evaluation(graph, node)
         kept.append(node)

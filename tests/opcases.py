@@ -96,6 +96,14 @@ def _binary_cases():
     yield case("i64-scalar-divisor", "Div", [rand((13,), I64, -20, 20), scalar(-3, I64)], const=[1])
 
 
+def _max_min_cases():
+    for op in ("Max", "Min"):
+        yield case("f32-13x17-17", op, [rand((13, 17)), rand((17,))])
+        yield case("f32-three-inputs", op, [rand((1, 17)), rand((13, 1)), rand((13, 17))])
+        yield case("i64-single", op, [rand((13,), I64, -9, 9)])
+        yield case("i64-scalar-const", op, [rand((2, 13), I64, -9, 9), scalar(0, I64)], const=[1])
+
+
 def _pow_cases():
     yield case("f32-f32", "Pow", [rand((13, 17), F32, 0.1, 3), rand((13, 17), F32, -2, 2)])
     yield case("f32-square-const", "Pow", [rand((1, 4, 13, 13)), scalar(2.0)], const=[1])
@@ -195,7 +203,7 @@ def _cast_cases():
 
 
 def elementwise_cases():
-    for gen in (_binary_cases, _pow_cases, _unary_cases, _clip_where_cases,
+    for gen in (_binary_cases, _max_min_cases, _pow_cases, _unary_cases, _clip_where_cases,
                 _compare_logic_cases, _cast_cases):
         yield from gen()
 

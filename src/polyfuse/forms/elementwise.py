@@ -28,6 +28,15 @@ def _pow(a, b, dt):
     return F.cast(x ** y, dt[0])
 
 
+def _extreme(fn):
+    def form(a, attrs, dt):
+        out = a[0]
+        for x in a[1:]:
+            out = fn(out, x)
+        return out
+    return form
+
+
 def _gelu(a, attrs, dt):
     x = a[0]
     if attrs.get("approximate", "none") == "tanh":
@@ -64,6 +73,8 @@ FORMS = {
     "Abs": lambda a, at, dt: Abs(a[0]),
     "Reciprocal": lambda a, at, dt: 1 / a[0],
     "Clip": _clip,
+    "Max": _extreme(F.FMax),
+    "Min": _extreme(F.FMin),
     "Where": lambda a, at, dt: F.Select(a[0], a[1], a[2]),
     "Equal": lambda a, at, dt: F.Equal(a[0], a[1]),
     "Less": lambda a, at, dt: F.Less(a[0], a[1]),

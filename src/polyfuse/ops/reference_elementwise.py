@@ -45,6 +45,16 @@ def _binary_arith(n: NodeArgs) -> np.ndarray:
         return np.asarray(_BINARY[n.op_type](a, b)).astype(a.dtype, copy=False)
 
 
+@register("Max", "Min")
+def _variadic_extreme(n: NodeArgs) -> np.ndarray:
+    """Elementwise max/min over any number of broadcast inputs (NaN propagates, as in ORT)."""
+    fn = np.maximum if n.op_type == "Max" else np.minimum
+    out = n.inputs[0]
+    for x in n.inputs[1:]:
+        out = fn(out, x)
+    return np.array(out, dtype=n.inputs[0].dtype)
+
+
 @register("Pow")
 def _pow(n: NodeArgs) -> np.ndarray:
     """Output has the base's dtype; computed in double like C++ std::pow, then cast (truncating)."""

@@ -41,6 +41,14 @@ def _add_common(p, shapes=True, threads=True):
         p.add_argument("--threads", type=int, default=None, help="threads to run with (default: all cores)")
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
 def cmd_compile(args) -> int:
     from .api import build_artifact
 
@@ -49,8 +57,8 @@ def cmd_compile(args) -> int:
     t = comp.timings
     build = "cached build" if comp.cached else f"C++ build {t.get('build', 0):.1f} s"
     print(f"compiled {comp.graph.name}: {comp.onnx_nodes} ONNX nodes -> {len(comp.lowered.kernels)} kernel launches "
-          f"({comp.n_functions} distinct), arena {comp.plan.arena_bytes / 2**20:.1f} MiB, "
-          f"weights {comp.plan.weights_bytes / 2**20:.1f} MiB, {sum(t.values()):.1f} s "
+          f"({comp.n_functions} distinct), arena {_size(comp.plan.arena_bytes)}, "
+          f"weights {_size(comp.plan.weights_bytes)}, {sum(t.values()):.1f} s "
           f"({build})")
     for note in comp.graph.notes:
         print(f"note: {note}")

@@ -84,3 +84,40 @@ def test_run_time_shape_input_is_a_clear_error():
     m = model(nodes, [("x", np.float32, [6]), ("s", np.int64, [2])], [("y", np.float32, None)])
     with pytest.raises(UnsupportedError, match=r"input 1 \('s'\) decides the output shape"):
         fold_constants(bind_shapes(import_onnx(m)))
+
+
+def _guarded_softmax_model(mask_value: float):
+    """scores + Where(mask, 0, mask_value) -> Softmax -> Where(IsNaN(s), 0, s): the exporters' guard."""
+    nodes = [helper.make_node("Where", ["m", "zero", "neg"], ["bias"]), helper.make_node("Add", ["x", "bias"], ["a"]),
+             helper.make_node("Softmax", ["a"], ["s"], axis=-1), helper.make_node("IsNaN", ["s"], ["isnan"]),
+             helper.make_node("Where", ["isnan", "zero", "s"], ["y"]), helper.make_node("Mul", ["y", "two"], ["out"])]
+    inits = [("zero", np.array(0, np.float32)), ("neg", np.array(mask_value, np.float32)),
+             ("two", np.array(2, np.float32)), ("w", np.ones((4, 4), np.float32))]
+    nodes.insert(0, helper.make_node("MatMul", ["ids_f", "w"], ["x"]))
+    nodes.insert(0, helper.make_node("Cast", ["ids"], ["ids_f"], to=1))
+    return model(nodes, [("ids", np.int64, [2, 4]), ("m", np.bool_, [2, 4])], [("out", np.float32, None)], inits)
+
+
+def test_nan_guard_removed_when_softmax_input_is_finite():
+    from polyfuse.passes import remove_nan_guards
+
+    g = remove_nan_guards(fold_constants(bind_shapes(import_onnx(_guarded_softmax_model(-3.4e38)))))
+    g = eliminate_dead_code(g)
+    assert "IsNaN" not in [n.op_type for n in g.nodes]
+    assert g.nodes[-1].inputs[0] == "s"
+
+
+def test_nan_guard_kept_with_infinite_mask_and_fully_masked_rows_match_onnxruntime():
+    """With a -inf mask a fully masked row is NaN before the guard: the guard must stay."""
+    import polyfuse
+    from helpers import run_ort
+    from polyfuse.passes import remove_nan_guards
+
+    m = _guarded_softmax_model(-np.inf)
+    g = remove_nan_guards(fold_constants(bind_shapes(import_onnx(m))))
+    assert "IsNaN" in [n.op_type for n in g.nodes]
+    feeds = {"ids": np.arange(8, dtype=np.int64).reshape(2, 4), "m": np.array([[1, 1, 0, 0], [0, 0, 0, 0]], bool)}
+    got = polyfuse.compile(m).run(None, feeds)[0]
+    want = run_ort(m, feeds)[0]
+    assert not np.isnan(want).any() and np.all(want[1] == 0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -1,7 +1,7 @@
 """The compiler pipeline, in order. Each stage can be run, dumped and tested alone.
 
     ONNX --import--> Graph --bind_shapes--> --fold_constants--> --remove_identity-->
-    --eliminate_dead_code--> --lower--> kernels --plan_memory--> --generate--> C++ --build--> library
+    --remove_nan_guards--> --eliminate_dead_code--> --lower--> kernels --plan_memory--> --generate--> C++ --build--> library
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .errors import UnsupportedError
 from .frontend import import_onnx
 from .ir import Graph
 from .kernel import LoweredModel, lower_graph
-from .passes import bind_shapes, eliminate_dead_code, fold_constants, remove_identity
+from .passes import bind_shapes, eliminate_dead_code, fold_constants, remove_identity, remove_nan_guards
 
 log = logging.getLogger("polyfuse")
 TARGETS = ("host",)
@@ -73,6 +73,8 @@ def frontend(model, shapes=None) -> Compilation:
         fold_constants(graph)
     with _Stage(comp, "remove_identity"):
         remove_identity(graph)
+    with _Stage(comp, "remove_nan_guards"):
+        remove_nan_guards(graph)
     with _Stage(comp, "eliminate_dead_code"):
         eliminate_dead_code(graph)
     graph.verify()

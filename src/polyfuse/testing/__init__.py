@@ -1,0 +1,1 @@
+"""Test/benchmark helpers for polyfuse (model export, reference outputs)."""

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(g++ cmake)
+# --test: a cross compiler and user-mode qemu run the NEON kernels' parity tests on x86.
+[ "${1:-}" = "--test" ] && APT_PACKAGES+=(g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

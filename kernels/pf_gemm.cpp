@@ -1,0 +1,533 @@
+// pf_gemm.cpp - Goto/BLIS-style SGEMM for polyfuse.
+//
+// Classic loop nest (see run() for how it is split across threads):
+//
+//   for jc in N step NC                      (B block: KC x NC, L2/L3)
+//     for pc in K step KC                    (rank-KC update)
+//       pack B[pc:pc+kc, jc:jc+nc] -> Bp     (NR-wide panels, zero padded)
+//       for ic in M step MC                  (A block: MC x KC, lives in L2)
+//         (A[ic:ic+mc, pc:pc+kc] packed)     (MR-tall panels, zero padded)
+//         for jr in nc step NR               (B micro-panel: KC x NR, in L1)
+//           for ir in mc step MR
+//             micro-kernel: C[MR x NR] (+)= Ap_panel @ Bp_panel
+//
+// Packed layouts (k is the slow index inside a panel):
+//   A panel for rows i0..i0+MR: Ap[k*MR + i]  (rows past M are zeros)
+//   B panel for cols j0..j0+NR: Bp[k*NR + j]  (cols past N are zeros)
+// Zero padding lets the micro-kernel always compute a full MR x NR tile. At the
+// bottom edge (mr < MR valid rows) the x86 kernels have shorter variants that
+// write straight to C; other edge tiles are computed into a small stack buffer
+// and only the valid part is copied, so nothing outside the logical matrices
+// is ever read or written.
+#include "pf_gemm.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <new>
+#include <utility>
+
+#if defined(__AVX512F__)
+#define PF_GEMM_AVX512 1
+#include <immintrin.h>
+#elif defined(__AVX2__) && defined(__FMA__)
+#define PF_GEMM_AVX2 1
+#include <immintrin.h>
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+// vfmaq_laneq_f32 is AArch64-only; 32-bit ARM uses the portable kernel.
+#define PF_GEMM_NEON 1
+#include <arm_neon.h>
+#endif  // else: portable C++ kernel
+
+// Loop-unrolling hints (full unrolling keeps accumulator arrays in registers).
+#if defined(__clang__)
+#define PF_UNROLL_FULL _Pragma("unroll")
+#define PF_UNROLL_4 _Pragma("unroll 4")
+#elif defined(__GNUC__)
+#define PF_UNROLL_FULL _Pragma("GCC unroll 64")
+#define PF_UNROLL_4 _Pragma("GCC unroll 4")
+#else
+#define PF_UNROLL_FULL
+#define PF_UNROLL_4
+#endif
+
+namespace {
+
+using idx = std::ptrdiff_t;
+
+// ---------------------------------------------------------------------------
+// Blocking parameters.
+//   MR x NR : register tile (accumulators fill most of the register file).
+//   KC      : depth of a rank-k update; a KC x NR B micro-panel must stay in L1.
+//   MC      : A block MC x KC stays in L2 (multiple of MR).
+//   NC      : widest N chunk (multiple of NR). A is packed once per row
+//             super-block (see run()), not per NC block, so NC is kept small
+//             enough that a freshly packed KC x NC B chunk is still in L2
+//             when the micro-kernels read it.
+// ---------------------------------------------------------------------------
+#if PF_GEMM_AVX512
+// 28 zmm accumulators (14 rows x 2 vectors) + 2 B vectors + 1 broadcast = 31.
+constexpr int MR = 14, NR = 32, KC = 192, MC = 168, NC = 768;
+constexpr const char* kKernelName = "avx512-14x32";
+#elif PF_GEMM_AVX2
+// 12 ymm accumulators (6 rows x 2 vectors) + 2 B vectors + 1 broadcast = 15.
+// B micro-panel 256*16*4 = 16 KiB (L1d 32 KiB), A block <= 144*256*4 = 144 KiB,
+// B chunk <= 256*384*4 = 384 KiB (znver3 L2: 512 KiB; tuned by measurement).
+constexpr int MR = 6, NR = 16, KC = 256, MC = 144, NC = 384;
+constexpr const char* kKernelName = "avx2-6x16";
+#elif PF_GEMM_NEON
+// 24 q accumulators (8 rows x 3 vectors) + 2 A vectors + 3 B vectors = 29.
+constexpr int MR = 8, NR = 12, KC = 256, MC = 128, NC = 384;
+constexpr const char* kKernelName = "neon-8x12";
+#else
+constexpr int MR = 4, NR = 16, KC = 256, MC = 128, NC = 512;
+constexpr const char* kKernelName = "portable-4x16";
+#endif
+static_assert(MC % MR == 0 && NC % NR == 0, "blocking must be tile multiples");
+
+inline idx round_up(idx x, idx m) { return (x + m - 1) / m * m; }
+inline idx ceil_div(idx x, idx m) { return (x + m - 1) / m; }
+
+// K is cut into equal-ish blocks of at most KC so the last block is not tiny.
+// Shared by the packed-B layout and the driver, so both must use this.
+inline int k_block(int K) {
+  const int nb = (int)ceil_div(K, KC);
+  return (int)ceil_div(K, nb);
+}
+
+// ---------------------------------------------------------------------------
+// Micro-kernels: C[MR x NR] = alpha * (Ap panel @ Bp panel) + beta * C.
+// beta == 0 means C is not read. a: kc*MR floats, b: kc*NR floats.
+// ---------------------------------------------------------------------------
+#if PF_GEMM_AVX512 || PF_GEMM_AVX2
+
+#if PF_GEMM_AVX512
+using vec = __m512;
+constexpr int VL = 16;
+inline vec vzero() { return _mm512_setzero_ps(); }
+inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, vec x) { _mm512_storeu_ps(p, x); }
+inline vec vbcast(const float* p) { return _mm512_set1_ps(*p); }
+inline vec vset1(float x) { return _mm512_set1_ps(x); }
+inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline vec vmul(vec a, vec b) { return _mm512_mul_ps(a, b); }
+#else
+using vec = __m256;
+constexpr int VL = 8;
+inline vec vzero() { return _mm256_setzero_ps(); }
+inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, vec x) { _mm256_storeu_ps(p, x); }
+inline vec vbcast(const float* p) { return _mm256_broadcast_ss(p); }
+inline vec vset1(float x) { return _mm256_set1_ps(x); }
+inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline vec vmul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+#endif
+constexpr int NV = NR / VL;  // vectors per tile row (2)
+static_assert(NV == 2, "x86 kernels use two vectors per row");
+
+// ROWS <= MR rows of the tile are computed (the A panel stride stays MR), so
+// the last, partial row panel of M doesn't pay for its zero padding.
+template <int ROWS>
+void ukernel_rows(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
+                  idx ldc, float alpha, float beta) {
+  // Accumulator array; every loop over it is fully unrolled so it lives in
+  // registers (checked in the generated assembly: no spills in the k loop).
+  vec acc[ROWS][NV];
+  PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
+    acc[i][0] = vzero();
+    acc[i][1] = vzero();
+  }
+  PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+
+  PF_UNROLL_4
+  for (int k = 0; k < kc; ++k) {
+    const vec b0 = vload(b), b1 = vload(b + VL);
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
+      const vec ai = vbcast(a + i);
+      acc[i][0] = vfma(ai, b0, acc[i][0]);
+      acc[i][1] = vfma(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  const vec va = vset1(alpha);
+  if (beta == 0.0f) {
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
+      vstore(c + i * ldc, vmul(va, acc[i][0]));
+      vstore(c + i * ldc + VL, vmul(va, acc[i][1]));
+    }
+  } else {
+    const vec vb = vset1(beta);
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
+      float* ci = c + i * ldc;
+      vstore(ci, vfma(va, acc[i][0], vmul(vb, vload(ci))));
+      vstore(ci + VL, vfma(va, acc[i][1], vmul(vb, vload(ci + VL))));
+    }
+  }
+}
+
+inline void ukernel(int kc, const float* a, const float* b, float* c, idx ldc, float alpha, float beta) {
+  ukernel_rows<MR>(kc, a, b, c, ldc, alpha, beta);
+}
+
+using kernel_fn = void (*)(int, const float*, const float*, float*, idx, float, float);
+template <int... R>
+constexpr std::array<kernel_fn, sizeof...(R)> make_row_kernels(std::integer_sequence<int, R...>) {
+  return {{&ukernel_rows<R + 1>...}};
+}
+constexpr std::array<kernel_fn, MR - 1> kRowKernels = make_row_kernels(std::make_integer_sequence<int, MR - 1>{});
+
+// Full-width tile with only mr < MR valid rows, written straight to C.
+inline bool ukernel_partial_rows(int mr, int kc, const float* a, const float* b, float* c, idx ldc,
+                                 float alpha, float beta) {
+  kRowKernels[mr - 1](kc, a, b, c, ldc, alpha, beta);
+  return true;
+}
+
+#elif PF_GEMM_NEON
+
+inline void ukernel(int kc, const float* __restrict a, const float* __restrict b,
+                    float* __restrict c, idx ldc, float alpha, float beta) {
+  float32x4_t acc[MR][3];
+  PF_UNROLL_FULL for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.0f);
+
+  for (int k = 0; k < kc; ++k) {
+    const float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);  // rows 0-3, 4-7
+    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+    // The lane index must be a literal, hence the explicit rows.
+#define PF_NEON_ROW(i, av, lane)                              \
+    acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, av, lane);     \
+    acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, av, lane);     \
+    acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, av, lane);
+    PF_NEON_ROW(0, a0, 0) PF_NEON_ROW(1, a0, 1) PF_NEON_ROW(2, a0, 2) PF_NEON_ROW(3, a0, 3)
+    PF_NEON_ROW(4, a1, 0) PF_NEON_ROW(5, a1, 1) PF_NEON_ROW(6, a1, 2) PF_NEON_ROW(7, a1, 3)
+#undef PF_NEON_ROW
+    a += MR;
+    b += NR;
+  }
+
+  const float32x4_t va = vdupq_n_f32(alpha);
+  if (beta == 0.0f) {
+    PF_UNROLL_FULL for (int i = 0; i < MR; ++i) {
+      PF_UNROLL_FULL for (int v = 0; v < 3; ++v) vst1q_f32(c + i * ldc + 4 * v, vmulq_f32(va, acc[i][v]));
+    }
+  } else {
+    const float32x4_t vb = vdupq_n_f32(beta);
+    PF_UNROLL_FULL for (int i = 0; i < MR; ++i) {
+      PF_UNROLL_FULL for (int v = 0; v < 3; ++v) {
+        float* p = c + i * ldc + 4 * v;
+        vst1q_f32(p, vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc[i][v]));
+      }
+    }
+  }
+}
+
+#else  // portable: plain loops over a small local tile; auto-vectorizable.
+
+inline void ukernel(int kc, const float* __restrict a, const float* __restrict b,
+                    float* __restrict c, idx ldc, float alpha, float beta) {
+  float acc[MR][NR] = {};
+  for (int k = 0; k < kc; ++k) {
+    // Copying the B row into a local first lets GCC keep acc in vector
+    // registers (measured ~2x faster at -O3 than reading b[] directly).
+    float bv[NR];
+    for (int j = 0; j < NR; ++j) bv[j] = b[j];
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < NR; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < NR; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+  }
+}
+
+#endif
+
+#if !(PF_GEMM_AVX512 || PF_GEMM_AVX2)
+inline bool ukernel_partial_rows(int, int, const float*, const float*, float*, idx, float, float) {
+  return false;  // bottom-edge tiles go through the scratch-tile path
+}
+#endif
+
+// ---------------------------------------------------------------------------
+// Packing. Only elements inside the logical matrices are read.
+// ---------------------------------------------------------------------------
+
+// Ap <- op(A)[i0:i0+mc, k0:k0+kc] as ceil(mc/MR) panels of kc*MR floats.
+void pack_a(const float* A, idx lda, int transA, int i0, int mc, int k0, int kc, float* dst) {
+  for (int ip = 0; ip < mc; ip += MR, dst += (idx)MR * kc) {
+    const int mr = std::min(MR, mc - ip);
+    if (!transA) {  // op(A)(i,k) = A[i*lda + k]: MR row streams, each contiguous in k
+      const float* rows[MR];
+      for (int i = 0; i < MR; ++i) rows[i] = A + (idx)(i0 + ip + std::min(i, mr - 1)) * lda + k0;
+      if (mr == MR) {
+        for (int k = 0; k < kc; ++k)
+          for (int i = 0; i < MR; ++i) dst[(idx)k * MR + i] = rows[i][k];
+      } else {
+        for (int k = 0; k < kc; ++k)
+          for (int i = 0; i < MR; ++i) dst[(idx)k * MR + i] = i < mr ? rows[i][k] : 0.0f;
+      }
+    } else {  // op(A)(i,k) = A[k*lda + i]: each k gives MR contiguous floats
+      for (int k = 0; k < kc; ++k) {
+        const float* src = A + (idx)(k0 + k) * lda + i0 + ip;
+        float* d = dst + (idx)k * MR;
+        if (mr == MR) {
+          for (int i = 0; i < MR; ++i) d[i] = src[i];  // fixed size: inlined vector copy
+        } else {
+          for (int i = 0; i < MR; ++i) d[i] = i < mr ? src[i] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Bp <- op(B)[k0:k0+kc, j0:j0+nc] as ceil(nc/NR) panels of kc*NR floats.
+void pack_b(const float* B, idx ldb, int transB, int k0, int kc, int j0, int nc, float* dst) {
+  for (int jp = 0; jp < nc; jp += NR, dst += (idx)NR * kc) {
+    const int nr = std::min(NR, nc - jp);
+    if (!transB) {  // op(B)(k,j) = B[k*ldb + j]: each k gives NR contiguous floats
+      const float* src = B + (idx)k0 * ldb + j0 + jp;
+      if (nr == NR) {
+        for (int k = 0; k < kc; ++k, src += ldb)
+          for (int j = 0; j < NR; ++j) dst[(idx)k * NR + j] = src[j];  // inlined vector copy
+      } else {
+        for (int k = 0; k < kc; ++k, src += ldb)
+          for (int j = 0; j < NR; ++j) dst[(idx)k * NR + j] = j < nr ? src[j] : 0.0f;
+      }
+    } else {  // op(B)(k,j) = B[j*ldb + k]: NR column streams, each contiguous in k
+      const float* cols[NR];
+      for (int j = 0; j < NR; ++j) cols[j] = B + (idx)(j0 + jp + std::min(j, nr - 1)) * ldb + k0;
+      if (nr == NR) {
+        for (int k = 0; k < kc; ++k)
+          for (int j = 0; j < NR; ++j) dst[(idx)k * NR + j] = cols[j][k];
+      } else {
+        for (int k = 0; k < kc; ++k)
+          for (int j = 0; j < NR; ++j) dst[(idx)k * NR + j] = j < nr ? cols[j][k] : 0.0f;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Thread-local, 64-byte aligned scratch that only grows.
+// ---------------------------------------------------------------------------
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;  // floats
+  ~Scratch() { release(); }
+  void release() {
+    if (p) ::operator delete(p, std::align_val_t(64));
+    p = nullptr;
+    cap = 0;
+  }
+  float* get(size_t n) {
+    if (n > cap) {
+      release();
+      const size_t bytes = (size_t)round_up((idx)(n * sizeof(float)), 64);
+      p = static_cast<float*>(::operator new(bytes, std::align_val_t(64)));
+      cap = bytes / sizeof(float);
+    }
+    return p;
+  }
+};
+thread_local Scratch tl_pack_a, tl_pack_b;
+
+struct Problem {
+  int M, N, K;
+  float alpha, beta;
+  const float* A;
+  idx lda;
+  int transA;
+  const float* B;  // used when packedB == nullptr
+  idx ldb;
+  int transB;
+  const float* packedB;  // full pre-packed B (pf_sgemm_pack_b layout) or null
+  float* C;
+  idx ldc;
+};
+
+// C[0:mc, 0:nc] (+)= Ap @ Bp, one MR x NR tile at a time. Ap holds mc rows,
+// Bp nc columns (both panel-packed with depth kc).
+void macro_kernel(int mc, int nc, int kc, const float* Ap, const float* Bp, float* C, idx ldc,
+                  float alpha, float beta) {
+  for (int jr = 0; jr < nc; jr += NR) {
+    const int nr = std::min(NR, nc - jr);
+    const float* b = Bp + (idx)jr * kc;
+    for (int ir = 0; ir < mc; ir += MR) {
+      const int mr = std::min(MR, mc - ir);
+      const float* a = Ap + (idx)ir * kc;
+      float* c = C + ir * ldc + jr;
+      if (mr == MR && nr == NR) {
+        ukernel(kc, a, b, c, ldc, alpha, beta);
+      } else if (nr == NR && ukernel_partial_rows(mr, kc, a, b, c, ldc, alpha, beta)) {
+        // done: bottom edge handled by a shorter kernel
+      } else {  // edge tile: compute into a scratch tile, write the valid part
+        alignas(64) float t[MR * NR];
+        ukernel(kc, a, b, t, NR, alpha, 0.0f);
+        for (int i = 0; i < mr; ++i)
+          for (int j = 0; j < nr; ++j) {
+            float& dst = c[i * ldc + j];
+            dst = beta == 0.0f ? t[i * NR + j] : t[i * NR + j] + beta * dst;
+          }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Driver.
+//
+// M is processed in "super-blocks" of up to msb rows. For each super-block:
+//   1. op(A)[rows, 0:K] is packed once into a buffer shared by all threads
+//      (K blocks of kcb rows; block k0 starts at k0 * msb_pad, panel p of it
+//      at p * MR * kc, mirroring the packed-B layout). Work-shared, barrier.
+//   2. The super-block x N is cut into tiles (N chunks of whole NR panels,
+//      and M sub-ranges only when N alone gives too few tiles). Threads grab
+//      tiles dynamically, so a core slowed by other load simply takes fewer.
+//      A tile runs the Goto loops: for each K block, pack its B chunk into
+//      thread-local scratch (or point into the pre-packed B), then sweep its
+//      rows in MC blocks with the macro-kernel.
+// ---------------------------------------------------------------------------
+#ifdef _OPENMP
+#define PF_OMP(x) _Pragma(#x)
+#else
+#define PF_OMP(x)
+#endif
+
+struct Plan {
+  int kcb;        // K block depth
+  int msb;        // super-block rows (multiple of MR unless == M)
+  int chunk_np;   // N chunk width in NR panels
+  int tile_mp;    // M tile height in MR panels
+};
+
+Plan make_plan(const Problem& p, int nt) {
+  Plan pl;
+  pl.kcb = k_block(p.K);
+  // Shared packed A of one super-block: at most ~1M floats (4 MiB), >= MC rows.
+  const idx cap_rows = std::max<idx>(MC, round_up((idx(1) << 20) / p.K, MR));
+  pl.msb = (int)std::min<idx>(p.M, cap_rows);
+  const idx np = ceil_div(p.N, NR), mp = ceil_div(pl.msb, MR);
+  // Aim for ~4 tiles per thread (dynamic load balance) but at least 1 per NC.
+  const idx want = nt == 1 ? 1 : 4 * (idx)nt;
+  const idx nchunks = std::min(np, std::max(ceil_div(np, NC / NR), want));
+  pl.chunk_np = (int)ceil_div(np, nchunks);
+  const idx mtiles = nchunks >= want ? 1 : std::min(mp, ceil_div(want, ceil_div(np, pl.chunk_np)));
+  pl.tile_mp = (int)ceil_div(mp, mtiles);
+  return pl;
+}
+
+void scale_c(int M, int N, float beta, float* C, idx ldc) {
+  for (int i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    if (beta == 0.0f)
+      std::fill(c, c + N, 0.0f);
+    else if (beta != 1.0f)
+      for (int j = 0; j < N; ++j) c[j] *= beta;
+  }
+}
+
+void run(const Problem& p, int nthreads) {
+  if (p.M <= 0 || p.N <= 0) return;
+  if (p.K <= 0 || p.alpha == 0.0f) {  // A and B are not referenced
+    scale_c(p.M, p.N, p.beta, p.C, p.ldc);
+    return;
+  }
+  // Don't fork for tiny problems: require ~64K multiply-adds per thread.
+  const double macs = (double)p.M * p.N * p.K;
+  int nt = std::max(1, std::min(nthreads, (int)std::min(macs / 65536.0, 1024.0)));
+#ifndef _OPENMP
+  nt = 1;
+#endif
+  const Plan pl = make_plan(p, nt);
+  const int K = p.K, kcb = pl.kcb;
+  const idx npad = round_up(p.N, NR);
+  const idx msb_pad = round_up(pl.msb, MR);
+  float* Ashared = tl_pack_a.get((size_t)(msb_pad * K));  // owned by the calling thread
+  const int chunk_cols = pl.chunk_np * NR, tile_rows = pl.tile_mp * MR;
+  const int n_chunks = (int)ceil_div(p.N, chunk_cols);
+  // MC blocks inside a tile, balanced and MR-aligned.
+  const int mcb = (int)round_up(ceil_div(tile_rows, ceil_div(tile_rows, MC)), MR);
+
+  PF_OMP(omp parallel num_threads(nt) if (nt > 1))
+  {
+    float* Bbuf = p.packedB ? nullptr : tl_pack_b.get((size_t)chunk_cols * kcb);
+    for (int m0 = 0; m0 < p.M; m0 += pl.msb) {
+      const int rows = std::min(pl.msb, p.M - m0);
+      const int n_apan = (int)ceil_div(rows, MR), n_kb = (int)ceil_div(K, kcb);
+      // 1. Pack A super-block (one task per K block x group of 8 panels).
+      const int n_agrp = (n_apan + 7) / 8;
+      PF_OMP(omp for schedule(static))
+      for (int t = 0; t < n_kb * n_agrp; ++t) {
+        const int k0 = (t / n_agrp) * kcb, kc = std::min(kcb, K - k0);
+        const int r0 = (t % n_agrp) * 8 * MR, r1 = std::min(rows, r0 + 8 * MR);
+        pack_a(p.A, p.lda, p.transA, m0 + r0, r1 - r0, k0, kc, Ashared + (idx)k0 * msb_pad + (idx)r0 * kc);
+      }
+      // 2. Tiles of C (implicit barrier above: A is packed).
+      const int m_tiles = (int)ceil_div(rows, tile_rows);
+      PF_OMP(omp for schedule(dynamic, 1))
+      for (int t = 0; t < n_chunks * m_tiles; ++t) {
+        const int n0 = (t / m_tiles) * chunk_cols, nc = std::min(chunk_cols, p.N - n0);
+        const int r0 = (t % m_tiles) * tile_rows, r1 = std::min(rows, r0 + tile_rows);
+        for (int k0 = 0; k0 < K; k0 += kcb) {
+          const int kc = std::min(kcb, K - k0);
+          const float beta = k0 == 0 ? p.beta : 1.0f;  // beta applies once per C element
+          const float* Bp;
+          if (p.packedB) {
+            Bp = p.packedB + (idx)k0 * npad + (idx)n0 * kc;  // see pf_sgemm_pack_b
+          } else {
+            pack_b(p.B, p.ldb, p.transB, k0, kc, n0, nc, Bbuf);
+            Bp = Bbuf;
+          }
+          const float* Ak = Ashared + (idx)k0 * msb_pad;
+          for (int ic = r0; ic < r1; ic += mcb) {
+            const int mc = std::min(mcb, r1 - ic);
+            macro_kernel(mc, nc, kc, Ak + (idx)ic * kc, Bp, p.C + (m0 + ic) * p.ldc + n0, p.ldc,
+                         p.alpha, beta);
+          }
+        }
+      }  // implicit barrier: Ashared may be overwritten by the next super-block
+    }
+  }
+}
+
+}  // namespace
+
+void pf_sgemm(int M, int N, int K, float alpha, const float* A, int lda, int transA, const float* B,
+              int ldb, int transB, float beta, float* C, int ldc, int nthreads) {
+  const Problem p{M, N, K, alpha, beta, A, lda, transA, B, ldb, transB, nullptr, C, ldc};
+  run(p, nthreads);
+}
+
+// Packed-B layout: K is cut into blocks of k_block(K) rows; block starting at
+// row k0 (kc rows) occupies packed[k0*Npad, (k0+kc)*Npad), Npad = N rounded
+// up to NR, and holds Npad/NR panels of kc*NR floats (panel j at j*NR*kc).
+size_t pf_sgemm_packed_b_size(int K, int N) {
+  if (K <= 0 || N <= 0) return 0;
+  return (size_t)K * (size_t)round_up(N, NR);
+}
+
+void pf_sgemm_pack_b(int K, int N, const float* B, int ldb, int transB, float* packed) {
+  if (K <= 0 || N <= 0) return;
+  const int kcb = k_block(K);
+  const idx npad = round_up(N, NR);
+  for (int k0 = 0; k0 < K; k0 += kcb)
+    pack_b(B, ldb, transB, k0, std::min(kcb, K - k0), 0, N, packed + (idx)k0 * npad);
+}
+
+void pf_sgemm_prepacked(int M, int N, int K, float alpha, const float* A, int lda, int transA,
+                        const float* packedB, float beta, float* C, int ldc, int nthreads) {
+  const Problem p{M, N, K, alpha, beta, A, lda, transA, nullptr, 0, 0, packedB, C, ldc};
+  run(p, nthreads);
+}
+
+const char* pf_sgemm_kernel_name() { return kKernelName; }

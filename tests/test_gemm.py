@@ -1,0 +1,124 @@
+"""Parity tests for the hand-written SGEMM in kernels/pf_gemm.cpp.
+
+kernels/tests/gemm_parity.cpp is compiled together with pf_gemm.cpp once per
+ISA variant (the micro-kernel is picked at compile time from the predefined
+macros) and run; it compares against a double-precision reference and exits
+non-zero on any mismatch (tolerance documented in gemm_parity.cpp).
+"""
+from __future__ import annotations
+
+import pathlib
+import platform
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+KERNELS = ROOT / "kernels"
+SOURCES = [str(KERNELS / "tests" / "gemm_parity.cpp"), str(KERNELS / "pf_gemm.cpp")]
+BASE_FLAGS = ["-O2", "-std=c++17", "-Wall", "-Wextra"]
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+CPU_FLAGS = _cpu_flags()
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not found")
+needs_x86 = pytest.mark.skipif(not IS_X86, reason="x86-64 host required")
+
+
+def _build(tmp: pathlib.Path, name: str, flags: list[str], cxx: str = "g++") -> pathlib.Path:
+    exe = tmp / name
+    cmd = [cxx, *BASE_FLAGS, *flags, *SOURCES, "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, f"compile failed: {' '.join(cmd)}\n{res.stderr}"
+    return exe
+
+
+def _run(cmd: list[str], expect_kernel: str, timeout: float = 120) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, f"parity failures ({' '.join(cmd)}):\n{out[-4000:]}"
+    assert f"kernel={expect_kernel}" in out, out[:500]
+    assert " 0 failures" in out, out[-2000:]
+
+
+@needs_gxx
+@needs_x86
+def test_portable_fallback(tmp_path):
+    # Baseline x86-64 (SSE2 only): no AVX2/FMA macros -> portable C++ kernel.
+    exe = _build(tmp_path, "parity_portable", ["-fopenmp", "-march=x86-64", "-mtune=generic"])
+    # The portable kernel is slow at -O2: one transformer-sized shape is enough.
+    _run([str(exe), "--max-big", "1"], "portable-4x16")
+
+
+@needs_gxx
+@needs_x86
+@pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
+def test_avx2(tmp_path):
+    exe = _build(tmp_path, "parity_avx2", ["-fopenmp", "-mavx2", "-mfma"])
+    _run([str(exe)], "avx2-6x16")
+
+
+@needs_gxx
+@needs_x86
+@pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
+def test_avx2_without_openmp(tmp_path):
+    # Built without -fopenmp the library must still work (single-threaded).
+    exe = _build(tmp_path, "parity_noomp", ["-mavx2", "-mfma"])
+    _run([str(exe), "--quick"], "avx2-6x16")
+
+
+@needs_gxx
+@needs_x86
+@pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
+def test_avx2_sanitizers(tmp_path):
+    # ASan + UBSan (small shapes): out-of-bounds accesses, misalignment, overflow.
+    exe = _build(tmp_path, "parity_asan", ["-O1", "-fopenmp", "-mavx2", "-mfma",
+                                           "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+    _run([str(exe), "--quick"], "avx2-6x16")
+
+
+AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]
+
+
+@needs_gxx
+@needs_x86
+def test_avx512_compiles(tmp_path):
+    # Always check the AVX-512 kernel at least compiles (most CI CPUs lack it).
+    obj = tmp_path / "pf_gemm_avx512.o"
+    cmd = ["g++", *BASE_FLAGS, "-Werror", "-fopenmp", *AVX512_FLAGS, "-c", SOURCES[1], "-o", str(obj)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+@needs_gxx
+@needs_x86
+@pytest.mark.skipif("avx512f" not in CPU_FLAGS, reason="CPU lacks avx512f (compile-only test covers it)")
+def test_avx512(tmp_path):
+    exe = _build(tmp_path, "parity_avx512", ["-fopenmp", *AVX512_FLAGS])
+    _run([str(exe)], "avx512-14x32")
+
+
+AARCH64_CXX = shutil.which("aarch64-linux-gnu-g++")
+QEMU = shutil.which("qemu-aarch64")
+AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
+
+
+@pytest.mark.skipif(AARCH64_CXX is None, reason="aarch64-linux-gnu-g++ not installed "
+                    "(apt-get install g++-aarch64-linux-gnu qemu-user)")
+def test_neon(tmp_path):
+    exe = _build(tmp_path, "parity_neon", ["-fopenmp", "-static-libstdc++"], cxx=AARCH64_CXX)
+    if QEMU is None or not pathlib.Path(AARCH64_SYSROOT).is_dir():
+        pytest.skip("NEON kernel compiled, but qemu-aarch64 or the aarch64 sysroot is missing to run it")
+    # Emulation is slow: small shapes only.
+    _run([QEMU, "-L", AARCH64_SYSROOT, str(exe), "--quick"], "neon-8x12", timeout=300)

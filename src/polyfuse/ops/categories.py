@@ -29,23 +29,17 @@ _CONTRACTION = {"MatMul", "Gemm"}
 _SHAPE = {"Shape", "ConstantOfShape", "Range", "Constant"}
 
 
+# First match wins: Identity also has an elementwise form, but is its own class.
+_CLASSES = ((OpClass.IDENTITY, {"Identity"}), (OpClass.VIEW, _VIEW), (OpClass.ELEMENTWISE, _ELEMENTWISE),
+            (OpClass.MOVEMENT, _MOVEMENT), (OpClass.REDUCTION, _REDUCTION), (OpClass.CONTRACTION, _CONTRACTION),
+            (OpClass.SHAPE, _SHAPE))
+
+
 def op_class(node: Node) -> OpClass:
-    t = node.op_type
-    if t == "Identity":
-        return OpClass.IDENTITY
-    if t in _VIEW:
-        return OpClass.VIEW
-    if t in _ELEMENTWISE:
-        return OpClass.ELEMENTWISE
-    if t in _MOVEMENT:
-        return OpClass.MOVEMENT
-    if t in _REDUCTION:
-        return OpClass.REDUCTION
-    if t in _CONTRACTION:
-        return OpClass.CONTRACTION
-    if t in _SHAPE:
-        return OpClass.SHAPE
-    raise KeyError(t)
+    for cls, ops in _CLASSES:
+        if node.op_type in ops:
+            return cls
+    raise KeyError(node.op_type)
 
 
 _SHAPE_ONLY = {"Shape"}

@@ -30,7 +30,7 @@ def literal(v: Value) -> sympy.Expr:
     """A one-element constant as a sympy number."""
     x = v.const.reshape(-1)[0]
     if np.issubdtype(v.dtype, np.floating):
-        return sympy.Float(float(x)) if np.isfinite(x) else (sympy.nan if np.isnan(x) else sympy.oo * np.sign(x))
+        return sympy.Float(float(x)) if np.isfinite(x) else (sympy.nan if np.isnan(x) else (sympy.oo if x > 0 else -sympy.oo))
     return sympy.Integer(int(x))
 
 

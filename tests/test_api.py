@@ -1,0 +1,50 @@
+"""polyfuse.compile accepts a path, a ModelProto, bytes or a Graph, and threads change nothing
+numerically; CompiledModel.run mirrors onnxruntime's InferenceSession.run."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import polyfuse
+from helpers import model, run_ort
+from polyfuse.frontend import import_onnx
+
+
+def _mlp():
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((24, 40)).astype(np.float32), rng.standard_normal((40, 8)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Gelu", ["h"], ["g"], domain=""),
+             helper.make_node("MatMul", ["g", "w2"], ["o"]), helper.make_node("Softmax", ["o"], ["y"], axis=-1),
+             helper.make_node("ReduceMax", ["o"], ["m"], keepdims=0)]
+    return model(nodes, [("x", np.float32, ["n", 24])], [("y", np.float32, None), ("m", np.float32, None)],
+                 [("w1", w1), ("w2", w2)], opset=20)
+
+
+@pytest.fixture(scope="module")
+def feeds():
+    return {"x": np.random.default_rng(1).standard_normal((13, 24)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("form", ["path", "proto", "bytes", "graph"])
+def test_every_model_form_compiles_to_the_same_result(form, feeds, tmp_path):
+    m = _mlp()
+    p = tmp_path / "mlp.onnx"
+    onnx.save(m, p)
+    arg = {"path": p, "proto": m, "bytes": m.SerializeToString(), "graph": import_onnx(m)}[form]
+    cm = polyfuse.compile(arg, shapes={"x": (13, 24)})
+    for ours, ref in zip(cm.run(None, feeds), run_ort(m, feeds)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_threads_and_call_forms(feeds):
+    m = _mlp()
+    one = polyfuse.compile(m, shapes={"x": (13, 24)}, threads=1)
+    two = polyfuse.compile(m, shapes={"x": (13, 24)}, threads=2)
+    a, b = one.run(None, feeds), two.run(["m", "y"], feeds)
+    np.testing.assert_allclose(a[0], b[1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a[1], b[0], rtol=1e-6, atol=1e-7)
+    named = two(**feeds)
+    assert list(named) == ["y", "m"]
+    assert one.inputs[0].shape == (13, 24) and one.inputs[0].dtype == np.float32

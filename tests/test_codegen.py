@@ -61,12 +61,15 @@ def test_hostile_names_do_not_reach_code(tmp_path):
 
 
 def test_identical_layers_share_one_kernel_function(tmp_path):
-    """Two identical Add+Relu chains compile to 4 launches of 2 functions."""
+    """Unfused, two identical Add+Relu chains are 4 launches of 2 functions; fused, one kernel."""
     nodes = [helper.make_node("Add", ["x", "b"], ["h1"]), helper.make_node("Relu", ["h1"], ["r1"]),
              helper.make_node("Add", ["r1", "b"], ["h2"]), helper.make_node("Relu", ["h2"], ["y"])]
     m = model(nodes, [("x", np.float32, [8, 16])], [("y", np.float32, None)], [("b", np.ones(16, np.float32))])
-    cm = polyfuse.compile(m, output_dir=tmp_path / "art")
+    cm = polyfuse.compile(m, output_dir=tmp_path / "art", fusion=False)
     assert cm.manifest["stats"]["kernels"] == 4
     assert cm.manifest["stats"]["distinct_kernels"] == 2
+    fused = polyfuse.compile(m)
+    assert fused.manifest["stats"]["kernels"] == 1
     xv = np.random.default_rng(0).standard_normal((8, 16)).astype(np.float32)
-    np.testing.assert_allclose(cm.run(None, {"x": xv})[0], run_ort(m, {"x": xv})[0], rtol=1e-6, atol=1e-6)
+    for c in (cm, fused):
+        np.testing.assert_allclose(c.run(None, {"x": xv})[0], run_ort(m, {"x": xv})[0], rtol=1e-6, atol=1e-6)

@@ -25,6 +25,7 @@ def _manifest(comp: Compilation, target: str) -> dict:
         "format": FORMAT, "format_version": 1, "polyfuse_version": __version__, "abi_version": 1,
         "target": target, "model_name": g.name, "opset": g.opset,
         "inputs": [info(n) for n in g.inputs], "outputs": [info(n) for n in g.outputs],
+        "fusion": comp.fusion is not None,
         "stats": {"onnx_nodes": comp.onnx_nodes, "graph_nodes": len(g.nodes), "kernels": len(comp.lowered.kernels),
                   "distinct_kernels": comp.n_functions, "arena_bytes": comp.plan.arena_bytes,
                   "weights_bytes": comp.plan.weights_bytes},
@@ -32,10 +33,11 @@ def _manifest(comp: Compilation, target: str) -> dict:
     }
 
 
-def build_artifact(model, directory, *, target: str = "host", shapes=None) -> tuple[Path, Compilation]:
+def build_artifact(model, directory, *, target: str = "host", shapes=None, fusion: bool = True
+                   ) -> tuple[Path, Compilation]:
     """Compile ``model`` and write its artifact directory; returns (directory, compilation)."""
     check_replaceable(Path(directory))
-    comp = compile_model(model, target=target, shapes=shapes)
+    comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
     cmake = render("cmake/CMakeLists.txt.j2", version=__version__,
                    sources=["model.cpp"] + [f"runtime/{s}" for s in RUNTIME_SOURCES])
     path = write_artifact(Path(directory), source=comp.source, cmake=cmake, library=comp.library,
@@ -45,14 +47,14 @@ def build_artifact(model, directory, *, target: str = "host", shapes=None) -> tu
 
 
 def compile(model, target: str = "host", *, shapes: dict | None = None, threads: int | None = None,
-            output_dir=None) -> CompiledModel:
+            fusion: bool = True, output_dir=None) -> CompiledModel:
     """Compile an ONNX model (path, ``onnx.ModelProto``, bytes, or a polyfuse Graph).
 
     ``shapes`` binds symbolic input dims, e.g. ``{"input_ids": (1, 128)}``; ``threads``
-    defaults to all cores. The artifact goes to ``output_dir`` if given, else to a temporary
+    defaults to all cores; ``fusion=False`` compiles one kernel per operator. The artifact goes to ``output_dir`` if given, else to a temporary
     directory owned by the returned model (``CompiledModel.save`` keeps a copy).
     """
     owned = output_dir is None
     directory = Path(tempfile.mkdtemp(prefix="polyfuse-")) / "model" if owned else Path(output_dir)
-    build_artifact(model, directory, target=target, shapes=shapes)
+    build_artifact(model, directory, target=target, shapes=shapes, fusion=fusion)
     return CompiledModel(directory, threads, _owned_tmp=owned)

@@ -33,7 +33,9 @@ def parse_shapes(items) -> dict:
     return shapes
 
 
-def _add_common(p, shapes=True, threads=True):
+def _add_common(p, shapes=True, threads=True, fusion=True):
+    if fusion:
+        p.add_argument("--no-fusion", action="store_true", help="one kernel per operator (for comparison, debugging)")
     if shapes:
         p.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
                        help="concrete shape for an input with symbolic dims (repeatable)")
@@ -53,7 +55,8 @@ def cmd_compile(args) -> int:
     from .api import build_artifact
 
     out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
-    path, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape))
+    path, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape),
+                                fusion=not args.no_fusion)
     t = comp.timings
     build = "cached build" if comp.cached else f"C++ build {t.get('build', 0):.1f} s"
     print(f"compiled {comp.graph.name}: {comp.onnx_nodes} ONNX nodes -> {len(comp.lowered.kernels)} kernel launches "
@@ -105,7 +108,8 @@ def _compiled(model, args):
 
     if Path(model).is_dir():
         return load(model, args.threads)
-    return pf_compile(model, "host", shapes=parse_shapes(getattr(args, "shape", None)), threads=args.threads)
+    return pf_compile(model, "host", shapes=parse_shapes(getattr(args, "shape", None)), threads=args.threads,
+                      fusion=not getattr(args, "no_fusion", False))
 
 
 def cmd_run(args) -> int:

@@ -1,7 +1,8 @@
 """The compiler pipeline, in order. Each stage can be run, dumped and tested alone.
 
     ONNX --import--> Graph --bind_shapes--> --fold_constants--> --remove_identity-->
-    --remove_nan_guards--> --eliminate_dead_code--> --lower--> kernels --plan_memory--> --generate--> C++ --build--> library
+    --remove_nan_guards--> --eliminate_dead_code--> --lower--> kernels --fuse--> fewer kernels
+    --plan_memory--> --generate--> C++ --build--> library
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .build.compiler import build_shared_library
 from .build.memory import MemoryPlan, plan_memory
 from .codegen.host import generate_host
 from .errors import UnsupportedError
+from .fusion.plan import FusionReport, fuse
 from .frontend import import_onnx
 from .ir import Graph
 from .kernel import LoweredModel, lower_graph
@@ -34,6 +36,7 @@ class Compilation:
     n_functions: int = 0
     library: object = None
     cached: bool = False
+    fusion: FusionReport | None = None
     timings: dict = field(default_factory=dict)
 
 
@@ -81,11 +84,21 @@ def frontend(model, shapes=None) -> Compilation:
     return comp
 
 
-def backend(comp: Compilation, target: str = "host") -> Compilation:
-    """Kernels, memory plan, code and the native library."""
-    check_target(target)
+def kernels(comp: Compilation, fusion: bool = True) -> Compilation:
+    """Lower to one kernel per node, then fuse."""
     with _Stage(comp, "lower", f"lowering {len(comp.graph.nodes)} nodes to kernels"):
         comp.lowered = lower_graph(comp.graph)
+    if fusion:
+        with _Stage(comp, "fuse"):
+            comp.fusion = fuse(comp.lowered)
+        log.info("fused %d kernels into %d", comp.fusion.kernels_before, comp.fusion.kernels_after)
+    return comp
+
+
+def backend(comp: Compilation, target: str = "host", fusion: bool = True) -> Compilation:
+    """Kernels, memory plan, code and the native library."""
+    check_target(target)
+    kernels(comp, fusion)
     with _Stage(comp, "plan_memory"):
         comp.plan = plan_memory(comp.lowered)
     with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):
@@ -97,6 +110,6 @@ def backend(comp: Compilation, target: str = "host") -> Compilation:
     return comp
 
 
-def compile_model(model, *, target: str = "host", shapes=None) -> Compilation:
+def compile_model(model, *, target: str = "host", shapes=None, fusion: bool = True) -> Compilation:
     check_target(target)
-    return backend(frontend(model, shapes), target)
+    return backend(frontend(model, shapes), target, fusion)

@@ -106,7 +106,7 @@ _INIT = {"sum": "0", "mean": "0", "max": "std::numeric_limits<{t}>::lowest()"}
 def render_reduction(k: Reduction, graph) -> RenderedKernel:
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
-    acc_t = c_type(graph.values[k.output].dtype)
+    acc_t = c_type(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
     accs = {s: str(s) for s, _, _ in k.stages}
     pr = params.printer(k.loads, zero, accs)
     count = int(np.prod([k.shape[a] for a in k.axes], dtype=np.int64))

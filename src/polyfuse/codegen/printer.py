@@ -113,6 +113,11 @@ class CPrinter:
 
     def _func(self, e) -> str:
         f = e.func
+        if f is sympy.floor:  # index arithmetic on non-negative integers: C division floors
+            num, den = sympy.fraction(sympy.together(e.args[0]))
+            return f"({self.p(sympy.expand(num))} / {self.p(den)})"
+        if f is sympy.Mod:
+            return f"({self.p(e.args[0])} % {self.p(e.args[1])})"
         args = [self.p(a) for a in e.args]
         if f in _UNARY:
             return f"{_UNARY[f]}({args[0]})"

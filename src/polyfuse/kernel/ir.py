@@ -65,6 +65,7 @@ class Reduction:
     out_shape: tuple
     loads: dict
     sources: list
+    acc_dtype: object = None  # accumulator type; the output's dtype when None
 
 
 @dataclass

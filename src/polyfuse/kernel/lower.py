@@ -115,12 +115,13 @@ def _lower_reduction(g: Graph, node: Node) -> list:
     shape = g.values[node.inputs[0]].shape
     if not form.axes:  # noop_with_empty_axes: a copy
         return [Pointwise(out.name, out.shape, form.stages[0][2], loads.table, [node.name])]
+    acc = out.dtype if node.op_type.startswith("Reduce") else g.values[node.inputs[0]].dtype
     kernels = [Reduction(out.name, shape, form.axes, form.stages, form.body, form.keep_shape, out.shape,
-                         loads.table, [node.name])]
+                         loads.table, [node.name], acc)]
     for name, body in zip(node.outputs[1:], form.row_outputs):
         if name:
             kernels.append(Reduction(name, shape, form.axes, form.stages, body, False, g.values[name].shape,
-                                     loads.table, [node.name]))
+                                     loads.table, [node.name], acc))
     return kernels
 
 
@@ -180,7 +181,7 @@ def _product_as_reduction(g: Graph, node: Node, a: Value, b: Value, out: Value) 
     r = sympy.Symbol("r0")
     body = _gemm_epilogue(g, node, loads, m, n, r) if gemm else r
     return Reduction(out.name, space, (len(space) - 1,), [(r, "sum", loads(a.name, ia) * loads(b.name, ib))], body,
-                     False, batch + (m, n), loads.table, [node.name])
+                     False, batch + (m, n), loads.table, [node.name], out.dtype)
 
 
 def _batch_strides(shape, batch) -> tuple:

@@ -1,0 +1,169 @@
+"""Polynomial composition of kernels.
+
+A pointwise kernel is a form ``out[i] = body(i, loads)``. Composing it into a consumer that
+loads ``out`` at index ``j`` substitutes ``i := j`` in the body and its loads' indices: the
+intermediate tensor disappears. Index maps compose the same way, so Transpose/Reshape between
+producer and consumer become address arithmetic (see :mod:`.indexing`).
+
+Every function here returns a new kernel and leaves its arguments unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import sympy
+
+from ..kernel.ir import IDX, Contraction, Pointwise, Reduction
+from ..kernel.ir import Load
+from .indexing import extents_of, reshape_index, simplify_index
+
+
+class LoadTable:
+    """A kernel's loads, allocating fresh symbols ``L<n>`` and sharing identical loads."""
+
+    def __init__(self, table: dict, reserved=()):
+        self.table = dict(table)
+        names = [s.name for s in list(self.table) + list(reserved)]
+        nums = [int(m.group(1)) for n in names if (m := re.fullmatch(r"L(\d+)", n))]
+        self.next = max(nums, default=-1) + 1
+
+    def __call__(self, buffer: str, index) -> sympy.Symbol:
+        load = Load(buffer, tuple(sympy.sympify(i) for i in index))
+        for sym, known in self.table.items():
+            if known == load:
+                return sym
+        sym = sympy.Symbol(f"L{self.next}")
+        self.next += 1
+        self.table[sym] = load
+        return sym
+
+
+def space(k) -> tuple:
+    """The iteration space the kernel's expressions are written over."""
+    return k.out_shape if isinstance(k, Contraction) else k.shape
+
+
+def exprs(k) -> list:
+    if isinstance(k, Pointwise):
+        return [k.body]
+    if isinstance(k, Reduction):
+        return [e for _, _, e in k.stages] + [k.body]
+    return [k.epilogue]
+
+
+def with_exprs(k, new: list, loads: dict, **changes):
+    if isinstance(k, Pointwise):
+        return dataclasses.replace(k, body=new[0], loads=loads, **changes)
+    if isinstance(k, Reduction):
+        stages = [(acc, comb, e) for (acc, comb, _), e in zip(k.stages, new[:-1])]
+        return dataclasses.replace(k, stages=stages, body=new[-1], loads=loads, **changes)
+    return dataclasses.replace(k, epilogue=new[0], loads=loads, **changes)
+
+
+def _dependency_order(loads: dict) -> list:
+    order, done = [], set()
+    pending = dict(loads)
+    while pending:
+        for sym, load in list(pending.items()):
+            if not any(s in pending for i in load.index for s in sympy.sympify(i).free_symbols if s != sym):
+                order.append((sym, load))
+                done.add(sym)
+                del pending[sym]
+    return order
+
+
+def instantiate(expr, loads: dict, index, table: LoadTable, keep=()):
+    """``expr`` (over IDX and ``loads``) evaluated at ``index``; its loads re-registered in ``table``.
+
+    Substitution is simultaneous, so symbols inside ``index`` are never rewritten again.
+    """
+    sub = {IDX[d]: sympy.sympify(i) for d, i in enumerate(index)}
+    mapping = {}
+    for sym, load in _dependency_order(loads):
+        idx = [sympy.sympify(i).xreplace({**sub, **mapping}) for i in load.index]
+        mapping[sym] = table(load.buffer, idx)
+    return sympy.sympify(expr).xreplace({**sub, **mapping})
+
+
+def base_index(load: Load, shapes, views) -> tuple[str, tuple]:
+    """(base buffer, index into it) of a load that may go through a view."""
+    base = views.get(load.buffer, load.buffer)
+    if base == load.buffer:
+        return base, load.index
+    return base, reshape_index(load.index, shapes[load.buffer], shapes[base])
+
+
+def inline_producer(k, producer: Pointwise, shapes, views):
+    """Replace every load of ``producer.output`` in ``k`` by the producer's body at that index."""
+    extents = extents_of(space(k))
+    targets = {}
+    for sym, load in k.loads.items():
+        base, idx = base_index(load, shapes, views)
+        if base == producer.output:
+            targets[sym] = [simplify_index(i, extents) for i in idx]
+    table = LoadTable({s: l for s, l in k.loads.items() if s not in targets}, reserved=targets)
+    replace = {sym: instantiate(producer.body, producer.loads, idx, table) for sym, idx in targets.items()}
+    loads = {s: Load(l.buffer, tuple(sympy.sympify(i).xreplace(replace) for i in l.index))
+             for s, l in table.table.items()}
+    new = [sympy.sympify(e).xreplace(replace) for e in exprs(k)]
+    return with_exprs(k, new, loads, sources=k.sources + [s for s in producer.sources if s not in k.sources])
+
+
+def reads_at_identity(consumer: Pointwise, buffer: str, shape, shapes, views) -> bool:
+    """True when every load of ``buffer`` in ``consumer`` reads the element with the same linear
+    offset as the one the consumer writes (elementwise after a reshape)."""
+    from ..codegen.host import linear
+
+    target = sympy.expand(linear(IDX[:len(consumer.shape)], consumer.shape))
+    extents = extents_of(consumer.shape)
+    found = False
+    for load in consumer.loads.values():
+        base, idx = base_index(load, shapes, views)
+        if base != buffer:
+            continue
+        idx = [simplify_index(i, extents) for i in idx]
+        if sympy.expand(linear(idx, shape)) != target:
+            return False
+        found = True
+    return found
+
+
+def merge_epilogue(producer, consumer: Pointwise, shapes, views):
+    """Fold a pointwise consumer into a contraction's or reduction's epilogue.
+
+    The consumer must read ``producer.output`` at identity (checked by the caller); the fused
+    kernel writes the consumer's output, iterating the producer's space.
+    """
+    sources = producer.sources + [s for s in consumer.sources if s not in producer.sources]
+    if isinstance(producer, Contraction):
+        # iterate the consumer's space: express the GEMM epilogue there
+        table = LoadTable({})
+        idx = reshape_index(IDX[:len(consumer.shape)], consumer.shape, producer.out_shape)
+        idx = [simplify_index(i, extents_of(consumer.shape)) for i in idx]
+        epi = instantiate(producer.epilogue, producer.loads, idx, table)
+        body = _substitute_reads(consumer, producer.output, epi, table, IDX[:len(consumer.shape)], shapes, views)
+        return dataclasses.replace(producer, output=consumer.output, out_shape=consumer.shape, epilogue=body,
+                                   loads=table.table, sources=sources)
+    # reduction: iterate the reduction's space; express the consumer there
+    if producer.keep_shape:
+        rvars = IDX[:len(producer.shape)]
+        out_space = producer.shape
+    else:
+        keep = len(producer.out_shape) == len(producer.shape)
+        rvars = [0 if d in producer.axes else IDX[d] for d in range(len(producer.shape)) if keep or d not in producer.axes]
+        out_space = producer.out_shape
+    cidx = reshape_index(rvars, out_space, consumer.shape)
+    cidx = [simplify_index(i, extents_of(producer.shape)) for i in cidx]
+    table = LoadTable(producer.loads)
+    body = _substitute_reads(consumer, producer.output, producer.body, table, cidx, shapes, views)
+    return dataclasses.replace(producer, output=consumer.output, body=body, loads=table.table, sources=sources)
+
+
+def _substitute_reads(consumer: Pointwise, buffer: str, value, table: LoadTable, at, shapes, views):
+    """The consumer's body at index ``at``, its reads of ``buffer`` replaced by ``value``."""
+    own = {s: l for s, l in consumer.loads.items() if base_index(l, shapes, views)[0] != buffer}
+    reads = {s: sympy.Dummy(s.name) for s in consumer.loads if s not in own}
+    body = sympy.sympify(consumer.body).xreplace(reads)
+    expr = instantiate(body, own, at, table)
+    return expr.xreplace({d: value for d in reads.values()})

@@ -1,0 +1,120 @@
+"""Index arithmetic for composed index maps.
+
+A load through a view (Reshape) names the view's index; its producer computes the base
+tensor's index space. :func:`reshape_index` re-expresses the index (a merge of dims is a sum,
+a split is floor/mod), and :func:`simplify_index` removes floor/mod wherever the loop bounds
+prove them exact, so head split and merge around attention end as plain affine addressing.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..kernel.ir import IDX
+
+
+def _linear(index, shape):
+    out, stride = sympy.Integer(0), 1
+    for i, d in zip(reversed(index), reversed(shape)):
+        out += i * stride
+        stride *= int(d)
+    return out
+
+
+def _groups(a, b):
+    """Pair up runs of dims of shapes ``a`` and ``b`` with equal products (both row-major)."""
+    groups, i, j = [], 0, 0
+    while i < len(a) or j < len(b):
+        ga, gb = [i] if i < len(a) else [], [j] if j < len(b) else []
+        pa = int(a[i]) if i < len(a) else 1
+        pb = int(b[j]) if j < len(b) else 1
+        i, j = i + bool(ga), j + bool(gb)
+        while pa != pb:
+            if pa < pb:
+                pa *= int(a[i])
+                ga.append(i)
+                i += 1
+            else:
+                pb *= int(b[j])
+                gb.append(j)
+                j += 1
+        groups.append((ga, gb))
+    return groups
+
+
+def reshape_index(index, from_shape, to_shape):
+    """The index into ``to_shape`` of the element at ``index`` of a same-size ``from_shape``."""
+    if tuple(from_shape) == tuple(to_shape):
+        return tuple(index)
+    out = [sympy.Integer(0)] * len(to_shape)
+    for ga, gb in _groups(list(from_shape), list(to_shape)):
+        lin = _linear([index[d] for d in ga], [from_shape[d] for d in ga])
+        stride = 1
+        for d in reversed(gb):
+            n = int(to_shape[d])
+            out[d] = sympy.floor(lin / stride) if stride > 1 else lin
+            if d != gb[0]:
+                out[d] = sympy.Mod(out[d], n)
+            stride *= n
+    return tuple(out)
+
+
+def _bounds(expr, extents):
+    """(lo, hi) of an affine integer expression given variable extents, or None."""
+    expr = sympy.expand(expr)
+    lo = hi = 0
+    for term in sympy.Add.make_args(expr):
+        c, rest = term.as_coeff_Mul()
+        if rest == 1:
+            lo, hi = lo + c, hi + c
+        elif rest in extents:
+            span = c * (extents[rest] - 1)
+            lo, hi = lo + min(0, span), hi + max(0, span)
+        else:
+            return None
+    return lo, hi
+
+
+def _split(expr, k):
+    """expr = q*k + r with q gathering the terms whose coefficient k divides."""
+    q = r = sympy.Integer(0)
+    for term in sympy.Add.make_args(sympy.expand(expr)):
+        c, rest = term.as_coeff_Mul()
+        if c.is_Integer and int(c) % k == 0:
+            q += (c // k) * rest
+        else:
+            r += term
+    return q, r
+
+
+def simplify_index(expr, extents: dict):
+    """Rewrite floor(e/k) and Mod(e, k) exactly, using 0 <= var < extent for loop variables."""
+    def floor_div(e, k):
+        q, r = _split(e, k)
+        b = _bounds(r, extents)
+        if b is not None and b[0] >= 0 and b[1] < k:
+            return q
+        return None
+
+    def visit(e):
+        if not e.args:
+            return e
+        e = e.func(*[visit(a) for a in e.args])
+        if isinstance(e, sympy.floor):
+            num, den = sympy.fraction(sympy.together(e.args[0]))
+            if den.is_Integer and den > 1:
+                q = floor_div(num, int(den))
+                if q is not None:
+                    return q
+        elif isinstance(e, sympy.Mod) and e.args[1].is_Integer:
+            k = int(e.args[1])
+            q, r = _split(e.args[0], k)
+            b = _bounds(r, extents)
+            if b is not None and b[0] >= 0 and b[1] < k:
+                return r
+        return e
+
+    return visit(sympy.sympify(expr))
+
+
+def extents_of(shape) -> dict:
+    return {IDX[d]: int(n) for d, n in enumerate(shape)}

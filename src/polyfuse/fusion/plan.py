@@ -1,0 +1,166 @@
+"""Fusion planning over the whole kernel list.
+
+Two rewrites run to a fixpoint:
+
+* **inline**: a pointwise producer is composed into every kernel that loads it (another
+  pointwise kernel, a reduction's prologue, a contraction's epilogue), and disappears;
+* **epilogue**: a pointwise consumer that reads a contraction's or reduction's output
+  elementwise becomes that kernel's epilogue.
+
+Legality (by kernel kind, as in DNNFusion's mapping-type table):
+
+    producer \\ consumer   Pointwise   Reduction(prologue)   Contraction(epilogue)   GEMM operand
+    Pointwise             inline      inline                inline                  no (strided later)
+    Reduction             epilogue    no                    no                      no
+    Contraction           epilogue    no                    no                      no
+
+Profitability: an inline removes one intermediate tensor (its bytes written and read once).
+A producer with several consumers is recomputed in each, so it is inlined only when it is
+cheap (:data:`RECOMPUTE_OPS`); a composed expression is capped at :data:`MAX_OPS`. Every
+fused group stays convex: a producer is removed only when all its consumers absorbed it, and
+an epilogue only absorbs the single consumer of its kernel, placed at the consumer.
+
+Each refusal is recorded with a reason a user can read (``polyfuse inspect --explain``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from ..kernel.ir import Contraction, Pointwise, Reduction
+from ..kernel.lower import LoweredModel
+from .compose import exprs, inline_producer, merge_epilogue, reads_at_identity
+
+RECOMPUTE_OPS = 4  # a producer read by several kernels is recomputed only if this cheap
+MAX_OPS = 400  # never grow one kernel's expressions beyond this many operations
+
+
+@dataclass
+class Refusal:
+    producer: str
+    consumer: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.producer} -> {self.consumer}: {self.reason}"
+
+
+@dataclass
+class FusionReport:
+    kernels_before: int = 0
+    kernels_after: int = 0
+    refusals: list = field(default_factory=list)
+
+
+def ops(k) -> int:
+    return sum(sympy.count_ops(e) for e in exprs(k))
+
+
+def _label(k) -> str:
+    return f"{type(k).__name__.lower()} {k.sources[-1] if k.sources else k.output}"
+
+
+class _Planner:
+    def __init__(self, model: LoweredModel):
+        self.model = model
+        self.g = model.graph
+        self.shapes = {n: v.shape for n, v in self.g.values.items()}
+        self.views = model.views
+        self.outputs = {model.views.get(o, o) for o in self.g.outputs}
+        self.refusals: dict[tuple, Refusal] = {}
+
+    def refuse(self, p, c, reason):
+        self.refusals[(p.output, c.output if c is not None else "")] = Refusal(_label(p), _label(c) if c else "-", reason)
+
+    def users(self) -> dict:
+        """base buffer -> [(kernel position, how)] with how in {"load", "operand"}."""
+        out: dict = {}
+        for t, k in enumerate(self.model.kernels):
+            if isinstance(k, Contraction):
+                for b in (k.a, k.b):
+                    out.setdefault(self.views.get(b, b), []).append((t, "operand"))
+            for load in k.loads.values():
+                lst = out.setdefault(self.views.get(load.buffer, load.buffer), [])
+                if (t, "load") not in lst:
+                    lst.append((t, "load"))
+        return out
+
+    def inline_pass(self) -> bool:
+        ks = self.model.kernels
+        changed = False
+        for t in range(len(ks) - 1, -1, -1):
+            p = ks[t]
+            if not isinstance(p, Pointwise):
+                continue
+            users = self.users().get(p.output, [])
+            if not users:
+                continue
+            consumers = [ks[u] for u, _ in users]
+            if p.output in self.outputs:
+                self.refuse(p, consumers[0], "its result is a model output and must be written")
+                continue
+            if any(how == "operand" for _, how in users):
+                c = ks[next(u for u, how in users if how == "operand")]
+                self.refuse(p, c, "it is an operand of a matrix product, which reads memory directly")
+                continue
+            if len(users) > 1 and ops(p) > RECOMPUTE_OPS:
+                self.refuse(p, consumers[0], f"{len(users)} kernels read it; recomputing its {ops(p)} operations "
+                            "in each would cost more than the memory traffic saved")
+                continue
+            fused = [inline_producer(c, p, self.shapes, self.views) for c in consumers]
+            big = next((f for f in fused if ops(f) > MAX_OPS), None)
+            if big is not None:
+                self.refuse(p, big, f"the composed expression would exceed {MAX_OPS} operations")
+                continue
+            for (u, _), f in zip(users, fused):
+                ks[u] = f
+            del ks[t]
+            changed = True
+        return changed
+
+    def epilogue_pass(self) -> bool:
+        ks = self.model.kernels
+        changed = False
+        t = 0
+        while t < len(ks):
+            k = ks[t]
+            t += 1
+            if not isinstance(k, (Contraction, Reduction)):
+                continue
+            users = self.users().get(k.output, [])
+            if len(users) != 1:
+                continue
+            u, how = users[0]
+            c = ks[u]
+            if k.output in self.outputs:
+                self.refuse(k, c, "its result is a model output and must be written")
+                continue
+            if how != "load" or not isinstance(c, Pointwise):
+                self.refuse(k, c, "only elementwise consumers fuse into an epilogue")
+                continue
+            shape = k.out_shape if isinstance(k, (Contraction, Reduction)) else k.shape
+            if not reads_at_identity(c, k.output, shape, self.shapes, self.views):
+                self.refuse(k, c, "the consumer reads the result at other positions (broadcast, transpose "
+                            "or gather), not element by element")
+                continue
+            if isinstance(k, Contraction) and self.g.values[c.output].dtype != self.g.values[k.output].dtype:
+                self.refuse(k, c, "the consumer changes the element type; the epilogue runs in place")
+                continue
+            ks[u] = merge_epilogue(k, c, self.shapes, self.views)
+            del ks[t - 1]
+            t -= 1
+            changed = True
+        return changed
+
+
+def fuse(model: LoweredModel) -> FusionReport:
+    """Fuse ``model.kernels`` in place; returns counts and the refused fusions."""
+    report = FusionReport(kernels_before=len(model.kernels))
+    planner = _Planner(model)
+    while planner.inline_pass() | planner.epilogue_pass():
+        pass
+    live = {k.output for k in model.kernels}
+    report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]
+    report.kernels_after = len(model.kernels)
+    return report

@@ -137,22 +137,28 @@ def render_contraction(k: Contraction, graph) -> RenderedKernel:
     nb = len(k.batch)
     bvars = IDX[:nb]
     pr = params.printer({}, {})
-    off = lambda st: pr(sum((v * s for v, s in zip(bvars, st)), sympy.Integer(0)))  # noqa: E731
+    off = lambda st, base=0: pr(sum((v * s for v, s in zip(bvars, st)), sympy.Integer(base)))  # noqa: E731
+    natural = tuple(k.batch) + (k.m, k.n)
+    if k.c_strides is not None:
+        c_batch, ldc = k.c_strides[:nb], k.c_strides[nb]
+    else:
+        c_batch, ldc = [k.m * k.n * int(np.prod(k.batch[d + 1:], dtype=np.int64)) for d in range(nb)], k.n
     epilogue = None
     if sympy.sympify(k.epilogue) != ACC:
-        shape = k.out_shape
+        shape = k.out_shape if k.c_strides is None else natural
         zero = _zero_unit_dims(shape)
         epr = params.printer(k.loads, zero, {ACC: "acc"})
+        out_strides = k.c_strides if k.c_strides is not None else strides(shape)
+        out_index = sum((i * s for i, s, d in zip(IDX, out_strides, shape) if d != 1), sympy.Integer(0))
         epilogue = dict(loops=_loops(shape, [d for d, n in enumerate(shape) if n != 1]),
-                        total=int(np.prod(shape, dtype=np.int64)),
-                        out_index=epr(linear(IDX[:len(shape)], shape).subs(zero)),
+                        total=int(np.prod(shape, dtype=np.int64)), out_index=epr(sympy.sympify(out_index).subs(zero)),
                         body=epr(sympy.sympify(k.epilogue).subs(zero)))
     text = render("host/contraction.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
                   batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,
-                  alpha=float_literal(k.alpha), lda=k.m if k.trans_a else k.k, trans_a=int(k.trans_a),
-                  ldb=k.k if k.trans_b else k.n, trans_b=int(k.trans_b), a_offset=off(k.a_strides),
-                  b_offset=off(k.b_strides), c_offset=off([k.m * k.n * int(np.prod(k.batch[d + 1:], dtype=np.int64))
-                                                           for d in range(nb)]), epilogue=epilogue)
+                  alpha=float_literal(k.alpha), lda=k.lda or (k.m if k.trans_a else k.k), trans_a=int(k.trans_a),
+                  ldb=k.ldb or (k.k if k.trans_b else k.n), trans_b=int(k.trans_b), ldc=ldc,
+                  a_offset=off(k.a_strides, k.a_offset), b_offset=off(k.b_strides, k.b_offset),
+                  c_offset=off(c_batch), epilogue=epilogue)
     return RenderedKernel(text, params.buffers)
 
 

@@ -1,18 +1,20 @@
 """Fusion planning over the whole kernel list.
 
-Two rewrites run to a fixpoint:
+Three rewrites run to a fixpoint:
 
 * **inline**: a pointwise producer is composed into every kernel that loads it (another
   pointwise kernel, a reduction's prologue, a contraction's epilogue), and disappears;
 * **epilogue**: a pointwise consumer that reads a contraction's or reduction's output
-  elementwise becomes that kernel's epilogue.
+  elementwise becomes that kernel's epilogue;
+* **addressing**: a pure movement (Transpose, Reshape, Slice, times a constant) feeding a GEMM
+  operand, or permuting a GEMM's result, becomes the GEMM's strides (:mod:`.operands`).
 
 Legality (by kernel kind, as in DNNFusion's mapping-type table):
 
     producer \\ consumer   Pointwise   Reduction(prologue)   Contraction(epilogue)   GEMM operand
-    Pointwise             inline      inline                inline                  no (strided later)
+    Pointwise             inline      inline                inline                  strides if pure movement
     Reduction             epilogue    no                    no                      no
-    Contraction           epilogue    no                    no                      no
+    Contraction           epilogue or output strides if the consumer only permutes
 
 Profitability: an inline removes one intermediate tensor (its bytes written and read once).
 A producer with several consumers is recomputed in each, so it is inlined only when it is
@@ -31,6 +33,7 @@ import sympy
 from ..kernel.ir import Contraction, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .compose import exprs, inline_producer, merge_epilogue, reads_at_identity
+from .operands import absorb_operand, absorb_output
 
 RECOMPUTE_OPS = 4  # a producer read by several kernels is recomputed only if this cheap
 MAX_OPS = 400  # never grow one kernel's expressions beyond this many operations
@@ -139,6 +142,14 @@ class _Planner:
             if how != "load" or not isinstance(c, Pointwise):
                 self.refuse(k, c, "only elementwise consumers fuse into an epilogue")
                 continue
+            if isinstance(k, Contraction):
+                moved = absorb_output(k, c, self.shapes, self.views)
+                if moved is not None:
+                    ks[u] = moved
+                    del ks[t - 1]
+                    t -= 1
+                    changed = True
+                    continue
             shape = k.out_shape if isinstance(k, (Contraction, Reduction)) else k.shape
             if not reads_at_identity(c, k.output, shape, self.shapes, self.views):
                 self.refuse(k, c, "the consumer reads the result at other positions (broadcast, transpose "
@@ -154,11 +165,41 @@ class _Planner:
         return changed
 
 
+    def operand_pass(self) -> bool:
+        ks = self.model.kernels
+        changed = False
+        producers = {k.output: k for k in ks}
+        for t, c in enumerate(ks):
+            if not isinstance(c, Contraction):
+                continue
+            for which in ("a", "b"):
+                name = getattr(c, which)
+                p = producers.get(self.views.get(name, name))
+                if not isinstance(p, Pointwise):
+                    continue
+                fused = absorb_operand(c, which, p, self.shapes, self.views)
+                if fused is None:
+                    self.refuse(p, c, "the operand is computed, or its layout has no unit stride, so the "
+                                "matrix product cannot read it in place")
+                    continue
+                ks[t] = c = fused
+                changed = True
+        used = {b for k in ks for b in _reads(k, self.views)} | self.outputs
+        before = len(ks)
+        ks[:] = [k for k in ks if not isinstance(k, Pointwise) or k.output in used]
+        return changed or len(ks) != before
+
+
+def _reads(k, views):
+    bufs = [load.buffer for load in k.loads.values()] + ([k.a, k.b] if isinstance(k, Contraction) else [])
+    return {views.get(b, b) for b in bufs}
+
+
 def fuse(model: LoweredModel) -> FusionReport:
     """Fuse ``model.kernels`` in place; returns counts and the refused fusions."""
     report = FusionReport(kernels_before=len(model.kernels))
     planner = _Planner(model)
-    while planner.inline_pass() | planner.epilogue_pass():
+    while planner.epilogue_pass() | planner.operand_pass() | planner.inline_pass():
         pass
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]

@@ -86,6 +86,12 @@ class Contraction:
     loads: dict
     sources: list
     out_shape: tuple = ()
+    # Addressing beyond the contiguous default, set when fusion absorbs a Transpose/Reshape:
+    lda: int | None = None  # leading dimension of A as stored (default: K, or M when trans_a)
+    ldb: int | None = None
+    a_offset: int = 0  # element offset of A's first element in its buffer
+    b_offset: int = 0
+    c_strides: tuple | None = None  # element strides of the output per out_shape dim (last must be 1)
 
 
 KERNEL_KINDS = (Pointwise, Reduction, Contraction)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..kernel.ir import Contraction
+from ..kernel.ir import Attention, Contraction
 from ..kernel.lower import LoweredModel
 
 ALIGN = 64
@@ -43,6 +43,10 @@ def _align(n: int) -> int:
 
 
 def kernel_reads(k) -> list[str]:
+    if isinstance(k, Attention):
+        inner = {k.scores.output, k.softmax.output}
+        reads = [k.scores.a, k.scores.b, k.context.b]
+        return reads + [b for part in (k.scores, k.softmax, k.context) for b in kernel_reads(part) if b not in inner]
     reads = [k.a, k.b] if isinstance(k, Contraction) else []
     return reads + [load.buffer for load in k.loads.values()]
 

@@ -13,7 +13,7 @@ import numpy as np
 import sympy
 
 from ..build.memory import MemoryPlan, kernel_reads
-from ..kernel.ir import ACC, IDX, Contraction, Pointwise, Reduction
+from ..kernel.ir import ACC, IDX, Attention, Contraction, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .printer import CPrinter, c_type, float_literal
 from .templates import render
@@ -103,19 +103,24 @@ def render_pointwise(k: Pointwise, graph) -> RenderedKernel:
 _INIT = {"sum": "0", "mean": "0", "max": "std::numeric_limits<{t}>::lowest()"}
 
 
+def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
+    count = int(np.prod([k.shape[a] for a in k.axes], dtype=np.int64))
+    out = []
+    for acc, comb, expr in k.stages:
+        e = pr(sympy.sympify(expr).subs(zero))
+        step = f"{acc} = pf_max({acc}, {e})" if comb == "max" else f"{acc} += {e}"
+        finish = f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
+        out.append(dict(acc=acc, init=_INIT[comb].format(t=acc_t), step=step, finish=finish))
+    return out
+
+
 def render_reduction(k: Reduction, graph) -> RenderedKernel:
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
     acc_t = c_type(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
     accs = {s: str(s) for s, _, _ in k.stages}
     pr = params.printer(k.loads, zero, accs)
-    count = int(np.prod([k.shape[a] for a in k.axes], dtype=np.int64))
-    stages = []
-    for acc, comb, expr in k.stages:
-        e = pr(sympy.sympify(expr).subs(zero))
-        update = f"{acc} = pf_max({acc}, {e})" if comb == "max" else f"{acc} += {e}"
-        finish = f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
-        stages.append(dict(acc=acc, init=_INIT[comb].format(t=acc_t), step=update, finish=finish))
+    stages = _stages(k, pr, zero, acc_t)
     rank = len(k.shape)
     outer = [d for d in range(rank) if d not in k.axes and k.shape[d] != 1]
     red = [d for d in k.axes if k.shape[d] != 1]
@@ -162,7 +167,44 @@ def render_contraction(k: Contraction, graph) -> RenderedKernel:
     return RenderedKernel(text, params.buffers)
 
 
-_RENDER = {Pointwise: render_pointwise, Reduction: render_reduction, Contraction: render_contraction}
+def render_attention(k: Attention, graph) -> RenderedKernel:
+    s, r, c = k.scores, k.softmax, k.context
+    params = _Params(graph, k.output, (s.a, s.b, c.b))
+    nb = len(s.batch)
+    row, col = IDX[nb], IDX[nb + 1]
+    pr = params.printer({}, {})
+    bvars = IDX[:nb]
+    off = lambda st, base: pr(sum((v * x for v, x in zip(bvars, st)), sympy.Integer(base)))  # noqa: E731
+    bstr = strides(s.batch)
+    batch_vars = [(f"i{d}", f"(bi / {bstr[d]}) % {n}" if n != 1 else "0") for d, n in enumerate(s.batch)]
+    tile = {sym: f"s[{col}]" for sym, l in r.loads.items() if l.buffer == s.output}
+    spr = params.printer(s.loads, {}, {ACC: "acc"})
+    rpr = params.printer({x: l for x, l in r.loads.items() if x not in tile}, {}, {**tile, **{a: str(a) for a, _, _ in r.stages}})
+    acc_t = c_type(r.acc_dtype if r.acc_dtype is not None else np.float32)
+    if c.c_strides is not None:
+        c_batch, ldc = c.c_strides[:nb], c.c_strides[nb]
+        c_out = sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))
+    else:
+        c_batch = [c.m * c.n * int(np.prod(c.batch[d + 1:], dtype=np.int64)) for d in range(nb)]
+        ldc = c.n
+        c_out = linear(IDX[:nb + 2], tuple(c.batch) + (c.m, c.n))
+    cpr = params.printer(c.loads, {}, {ACC: "acc"})
+    epi = lambda x, p: "" if sympy.sympify(x) == ACC else p(x)  # noqa: E731
+    text = render("host/attention.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+                  m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
+                  row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
+                  alpha1=float_literal(s.alpha), lda1=s.lda or (s.m if s.trans_a else s.k), ta1=int(s.trans_a),
+                  ldb1=s.ldb or (s.k if s.trans_b else s.n), tb1=int(s.trans_b),
+                  a1_offset=off(s.a_strides, s.a_offset), b1_offset=off(s.b_strides, s.b_offset),
+                  scores_epilogue=epi(s.epilogue, spr), stages=_stages(r, rpr, {}, acc_t), acc_t=acc_t,
+                  softmax_body=rpr(r.body), alpha2=float_literal(c.alpha), ldb2=c.ldb or (c.k if c.trans_b else c.n),
+                  tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
+                  context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
+    return RenderedKernel(text, params.buffers)
+
+
+_RENDER = {Pointwise: render_pointwise, Reduction: render_reduction, Contraction: render_contraction,
+           Attention: render_attention}
 
 
 def pointer(plan: MemoryPlan, graph, name: str, writable: bool) -> str:

@@ -33,6 +33,7 @@ import sympy
 from ..kernel.ir import Contraction, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .compose import exprs, inline_producer, merge_epilogue, reads_at_identity
+from .attention import fuse_attention
 from .operands import absorb_operand, absorb_output
 
 RECOMPUTE_OPS = 4  # a producer read by several kernels is recomputed only if this cheap
@@ -53,6 +54,7 @@ class Refusal:
 class FusionReport:
     kernels_before: int = 0
     kernels_after: int = 0
+    attention: int = 0  # attention blocks fused into one kernel each
     refusals: list = field(default_factory=list)
 
 
@@ -201,6 +203,7 @@ def fuse(model: LoweredModel) -> FusionReport:
     planner = _Planner(model)
     while planner.epilogue_pass() | planner.operand_pass() | planner.inline_pass():
         pass
+    report.attention = fuse_attention(model.kernels, planner.shapes, planner.views, planner.outputs)
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]
     report.kernels_after = len(model.kernels)

@@ -94,4 +94,29 @@ class Contraction:
     c_strides: tuple | None = None  # element strides of the output per out_shape dim (last must be 1)
 
 
-KERNEL_KINDS = (Pointwise, Reduction, Contraction)
+@dataclass
+class Attention:
+    """softmax(scores) @ V per batch index, the scores tile never leaving a thread's buffer.
+
+    ``scores`` (a Contraction with an epilogue: scale, mask), ``softmax`` (a keep-shape
+    Reduction over the last axis that reads ``scores.output`` elementwise) and ``context``
+    (a Contraction whose A operand is ``softmax.output``) are fused; their intermediate
+    outputs exist only as the per-thread tile.
+    """
+
+    output: str
+    scores: Contraction
+    softmax: Reduction
+    context: Contraction
+    sources: list
+
+    @property
+    def loads(self) -> dict:
+        inner = {self.scores.output, self.softmax.output}
+        out = {}
+        for part in (self.scores, self.softmax, self.context):
+            out.update({s: l for s, l in part.loads.items() if l.buffer not in inner})
+        return out
+
+
+KERNEL_KINDS = (Pointwise, Reduction, Contraction, Attention)

@@ -137,7 +137,8 @@ def cmd_run(args) -> int:
 def cmd_inspect(args) -> int:
     from .inspect import inspect_model
 
-    print(inspect_model(args.model, shapes=parse_shapes(args.shape), as_json=args.json, show_graph=args.graph))
+    print(inspect_model(args.model, shapes=parse_shapes(args.shape), as_json=args.json, show_graph=args.graph,
+                        explain=args.explain, fusion=not args.no_fusion, svg=args.svg, html=args.html))
     return 0
 
 
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--json", action="store_true", help="machine-readable summary")
     i.add_argument("--graph", action="store_true", help="print the optimised graph, one line per node")
+    i.add_argument("--explain", action="store_true", help="list every refused fusion with its reason")
+    i.add_argument("--svg", metavar="FILE", help="draw the graph with its fusion groups as SVG")
+    i.add_argument("--html", metavar="FILE", help="... as an interactive HTML page")
     _add_common(i, threads=False)
     i.set_defaults(func=cmd_inspect)
 

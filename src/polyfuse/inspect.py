@@ -3,35 +3,76 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
-from .pipeline import frontend
 from .kernel import lower_graph
+from .pipeline import frontend, kernels
 
 
-def summarize(model, shapes=None) -> tuple[dict, object]:
+def intermediate_bytes(lowered) -> int:
+    """Bytes of tensors kernels write that are not model outputs (each written once, read again)."""
+    outs = set(lowered.graph.outputs)
+    return sum(lowered.graph.values[k.output].nbytes for k in lowered.kernels if k.output not in outs)
+
+
+def summarize(model, shapes=None, fusion: bool = True) -> tuple[dict, object, object]:
     comp = frontend(model, shapes)
-    lowered = lower_graph(comp.graph)
+    unfused = lower_graph(comp.graph)
+    kernels(comp, fusion)
+    lowered, report = comp.lowered, comp.fusion
     kinds = Counter(type(k).__name__.lower() for k in lowered.kernels)
     summary = {
         "model": comp.graph.name, "opset": comp.graph.opset, "onnx_nodes": comp.onnx_nodes,
-        "graph_nodes": len(comp.graph.nodes), "kernels": len(lowered.kernels),
-        "kernels_by_kind": dict(sorted(kinds.items())), "views": len(lowered.views),
+        "graph_nodes": len(comp.graph.nodes), "fusion": fusion, "kernels": len(lowered.kernels),
+        "kernels_unfused": len(unfused.kernels), "kernels_by_kind": dict(sorted(kinds.items())),
+        "views": len(lowered.views),
+        "intermediate_bytes_unfused": intermediate_bytes(unfused),
+        "intermediate_bytes_fused": intermediate_bytes(lowered),
+        "attention_kernels": report.attention if report else 0,
+        "expression_ops_before": report.ops_before if report else None,
+        "expression_ops_after": report.ops_after if report else None,
+        "refused_fusions": len(report.refusals) if report else 0,
         "ops": dict(sorted(Counter(n.op_type for n in comp.graph.nodes).items())),
         "inputs": {n: [int(d) for d in comp.graph.values[n].shape] for n in comp.graph.inputs},
         "notes": comp.graph.notes,
     }
-    return summary, comp.graph
+    return summary, comp, report
 
 
-def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = False) -> str:
-    s, graph = summarize(model, shapes)
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = False, explain: bool = False,
+                  fusion: bool = True, svg=None, html=None) -> str:
+    s, comp, report = summarize(model, shapes, fusion)
+    if svg or html:
+        from .visualize import groups_from_lowered, render_html, render_svg
+
+        groups = groups_from_lowered(comp.lowered)
+        if svg:
+            Path(svg).write_text(render_svg(comp.graph, groups, title=s["model"]), encoding="utf-8")
+        if html:
+            Path(html).write_text(render_html(comp.graph, groups, title=s["model"]), encoding="utf-8")
+    refusals = [str(r) for r in report.refusals] if report else []
     if as_json:
+        if explain:
+            s["refusals"] = refusals
         return json.dumps(s, indent=2)
-    lines = [f"{s['model']} (opset {s['opset']}): {s['onnx_nodes']} ONNX nodes, {s['graph_nodes']} after folding, "
-             f"{s['kernels']} kernel launches, {s['views']} views",
-             "kernels by kind: " + ", ".join(f"{k} {v}" for k, v in s["kernels_by_kind"].items()),
-             "ops: " + ", ".join(f"{k} {v}" for k, v in s["ops"].items())]
+    ratio = s["intermediate_bytes_unfused"] / max(1, s["intermediate_bytes_fused"])
+    lines = [f"{s['model']} (opset {s['opset']}): {s['onnx_nodes']} ONNX nodes, {s['graph_nodes']} after folding",
+             f"kernels: {s['kernels']} ({', '.join(f'{k} {v}' for k, v in s['kernels_by_kind'].items())}), "
+             f"{s['kernels_unfused']} without fusion; {s['views']} views",
+             f"intermediate tensors: {_mib(s['intermediate_bytes_fused'])} fused, "
+             f"{_mib(s['intermediate_bytes_unfused'])} unfused ({ratio:.1f}x less)"]
+    if report:
+        lines.append(f"expression operations: {s['expression_ops_before']} as written, {s['expression_ops_after']} "
+                     f"after composition, simplification and CSE; {s['refused_fusions']} fusions refused"
+                     + ("" if explain else " (--explain lists them)"))
+    lines.append("ops: " + ", ".join(f"{k} {v}" for k, v in s["ops"].items()))
     lines += [f"note: {n}" for n in s["notes"]]
+    if explain:
+        lines += ["refused fusions:"] + [f"  {r}" for r in refusals]
     if show_graph:
-        lines.append(str(graph))
+        lines.append(str(comp.graph))
     return "\n".join(lines)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from ..kernel.ir import Contraction, Pointwise, Reduction
+from ..kernel.ir import Attention, Contraction, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .compose import exprs, inline_producer, merge_epilogue, reads_at_identity
 from .attention import fuse_attention
@@ -55,6 +55,8 @@ class FusionReport:
     kernels_before: int = 0
     kernels_after: int = 0
     attention: int = 0  # attention blocks fused into one kernel each
+    ops_before: int = 0  # expression operations of the per-node kernels
+    ops_after: int = 0  # ... of the fused kernels, after sympy's simplification and CSE
     refusals: list = field(default_factory=list)
 
 
@@ -62,8 +64,20 @@ def ops(k) -> int:
     return sum(sympy.count_ops(e) for e in exprs(k))
 
 
+def ops_after_cse(k) -> int:
+    parts = [k.scores, k.softmax, k.context] if isinstance(k, Attention) else [k]
+    total = 0
+    for part in parts:
+        temps, reduced = sympy.cse([sympy.sympify(e) for e in exprs(part)])
+        total += sum(sympy.count_ops(e) for _, e in temps) + sum(sympy.count_ops(e) for e in reduced)
+    return total
+
+
 def _label(k) -> str:
-    return f"{type(k).__name__.lower()} {k.sources[-1] if k.sources else k.output}"
+    if not k.sources:
+        return f"{type(k).__name__.lower()} {k.output}"
+    more = f" (+{len(k.sources) - 1} fused)" if len(k.sources) > 1 else ""
+    return f"{type(k).__name__.lower()} {k.sources[0]}{more}"
 
 
 class _Planner:
@@ -141,7 +155,10 @@ class _Planner:
             if k.output in self.outputs:
                 self.refuse(k, c, "its result is a model output and must be written")
                 continue
-            if how != "load" or not isinstance(c, Pointwise):
+            if how == "operand":
+                self.refuse(k, c, "a matrix product reads the result as an operand, so it must be in memory")
+                continue
+            if not isinstance(c, Pointwise):
                 self.refuse(k, c, "only elementwise consumers fuse into an epilogue")
                 continue
             if isinstance(k, Contraction):
@@ -199,7 +216,7 @@ def _reads(k, views):
 
 def fuse(model: LoweredModel) -> FusionReport:
     """Fuse ``model.kernels`` in place; returns counts and the refused fusions."""
-    report = FusionReport(kernels_before=len(model.kernels))
+    report = FusionReport(kernels_before=len(model.kernels), ops_before=sum(ops(k) for k in model.kernels))
     planner = _Planner(model)
     while planner.epilogue_pass() | planner.operand_pass() | planner.inline_pass():
         pass
@@ -207,4 +224,5 @@ def fuse(model: LoweredModel) -> FusionReport:
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]
     report.kernels_after = len(model.kernels)
+    report.ops_after = sum(ops_after_cse(k) for k in model.kernels)
     return report

@@ -81,6 +81,8 @@ def _label(k) -> str:
 
 
 class _Planner:
+    """Holds the kernel list and, per buffer, the kernels that read it (kept up to date)."""
+
     def __init__(self, model: LoweredModel):
         self.model = model
         self.g = model.graph
@@ -88,39 +90,53 @@ class _Planner:
         self.views = model.views
         self.outputs = {model.views.get(o, o) for o in self.g.outputs}
         self.refusals: dict[tuple, Refusal] = {}
+        self.readers: dict[str, list] = {}
+        for k in model.kernels:
+            self._add(k)
+
+    def _uses(self, k):
+        """(base buffer, how) pairs: how is "operand" for a GEMM input, else "load"."""
+        out = set()
+        if isinstance(k, Contraction):
+            out |= {(self.views.get(b, b), "operand") for b in (k.a, k.b)}
+        out |= {(self.views.get(l.buffer, l.buffer), "load") for l in k.loads.values()}
+        return out
+
+    def _add(self, k):
+        for b, how in self._uses(k):
+            self.readers.setdefault(b, []).append((k, how))
+
+    def _drop(self, k):
+        for b, _ in self._uses(k):
+            self.readers[b] = [(r, h) for r, h in self.readers[b] if r is not k]
+
+    def replace(self, old, new):
+        ks = self.model.kernels
+        ks[next(i for i, k in enumerate(ks) if k is old)] = new
+        self._drop(old)
+        self._add(new)
+
+    def remove(self, k):
+        self.model.kernels[:] = [x for x in self.model.kernels if x is not k]
+        self._drop(k)
 
     def refuse(self, p, c, reason):
         self.refusals[(p.output, c.output if c is not None else "")] = Refusal(_label(p), _label(c) if c else "-", reason)
 
-    def users(self) -> dict:
-        """base buffer -> [(kernel position, how)] with how in {"load", "operand"}."""
-        out: dict = {}
-        for t, k in enumerate(self.model.kernels):
-            if isinstance(k, Contraction):
-                for b in (k.a, k.b):
-                    out.setdefault(self.views.get(b, b), []).append((t, "operand"))
-            for load in k.loads.values():
-                lst = out.setdefault(self.views.get(load.buffer, load.buffer), [])
-                if (t, "load") not in lst:
-                    lst.append((t, "load"))
-        return out
-
     def inline_pass(self) -> bool:
-        ks = self.model.kernels
         changed = False
-        for t in range(len(ks) - 1, -1, -1):
-            p = ks[t]
+        for p in list(reversed(self.model.kernels)):
             if not isinstance(p, Pointwise):
                 continue
-            users = self.users().get(p.output, [])
+            users = list(self.readers.get(p.output, []))
             if not users:
                 continue
-            consumers = [ks[u] for u, _ in users]
+            consumers = [c for c, _ in users]
             if p.output in self.outputs:
                 self.refuse(p, consumers[0], "its result is a model output and must be written")
                 continue
             if any(how == "operand" for _, how in users):
-                c = ks[next(u for u, how in users if how == "operand")]
+                c = next(c for c, how in users if how == "operand")
                 self.refuse(p, c, "it is an operand of a matrix product, which reads memory directly")
                 continue
             if len(users) > 1 and ops(p) > RECOMPUTE_OPS:
@@ -132,26 +148,21 @@ class _Planner:
             if big is not None:
                 self.refuse(p, big, f"the composed expression would exceed {MAX_OPS} operations")
                 continue
-            for (u, _), f in zip(users, fused):
-                ks[u] = f
-            del ks[t]
+            for c, f in zip(consumers, fused):
+                self.replace(c, f)
+            self.remove(p)
             changed = True
         return changed
 
     def epilogue_pass(self) -> bool:
-        ks = self.model.kernels
         changed = False
-        t = 0
-        while t < len(ks):
-            k = ks[t]
-            t += 1
+        for k in list(self.model.kernels):
             if not isinstance(k, (Contraction, Reduction)):
                 continue
-            users = self.users().get(k.output, [])
+            users = self.readers.get(k.output, [])
             if len(users) != 1:
                 continue
-            u, how = users[0]
-            c = ks[u]
+            c, how = users[0]
             if k.output in self.outputs:
                 self.refuse(k, c, "its result is a model output and must be written")
                 continue
@@ -161,34 +172,25 @@ class _Planner:
             if not isinstance(c, Pointwise):
                 self.refuse(k, c, "only elementwise consumers fuse into an epilogue")
                 continue
-            if isinstance(k, Contraction):
-                moved = absorb_output(k, c, self.shapes, self.views)
-                if moved is not None:
-                    ks[u] = moved
-                    del ks[t - 1]
-                    t -= 1
-                    changed = True
+            fused = absorb_output(k, c, self.shapes, self.views) if isinstance(k, Contraction) else None
+            if fused is None:
+                if not reads_at_identity(c, k.output, k.out_shape, self.shapes, self.views):
+                    self.refuse(k, c, "the consumer reads the result at other positions (broadcast, transpose "
+                                "or gather), not element by element")
                     continue
-            shape = k.out_shape if isinstance(k, (Contraction, Reduction)) else k.shape
-            if not reads_at_identity(c, k.output, shape, self.shapes, self.views):
-                self.refuse(k, c, "the consumer reads the result at other positions (broadcast, transpose "
-                            "or gather), not element by element")
-                continue
-            if isinstance(k, Contraction) and self.g.values[c.output].dtype != self.g.values[k.output].dtype:
-                self.refuse(k, c, "the consumer changes the element type; the epilogue runs in place")
-                continue
-            ks[u] = merge_epilogue(k, c, self.shapes, self.views)
-            del ks[t - 1]
-            t -= 1
+                if isinstance(k, Contraction) and self.g.values[c.output].dtype != self.g.values[k.output].dtype:
+                    self.refuse(k, c, "the consumer changes the element type; the epilogue runs in place")
+                    continue
+                fused = merge_epilogue(k, c, self.shapes, self.views)
+            self.replace(c, fused)  # the fused kernel runs where the consumer ran
+            self.remove(k)
             changed = True
         return changed
 
-
     def operand_pass(self) -> bool:
-        ks = self.model.kernels
         changed = False
-        producers = {k.output: k for k in ks}
-        for t, c in enumerate(ks):
+        producers = {k.output: k for k in self.model.kernels}
+        for c in list(self.model.kernels):
             if not isinstance(c, Contraction):
                 continue
             for which in ("a", "b"):
@@ -201,17 +203,12 @@ class _Planner:
                     self.refuse(p, c, "the operand is computed, or its layout has no unit stride, so the "
                                 "matrix product cannot read it in place")
                     continue
-                ks[t] = c = fused
+                self.replace(c, fused)
+                c = fused
                 changed = True
-        used = {b for k in ks for b in _reads(k, self.views)} | self.outputs
-        before = len(ks)
-        ks[:] = [k for k in ks if not isinstance(k, Pointwise) or k.output in used]
-        return changed or len(ks) != before
-
-
-def _reads(k, views):
-    bufs = [load.buffer for load in k.loads.values()] + ([k.a, k.b] if isinstance(k, Contraction) else [])
-    return {views.get(b, b) for b in bufs}
+                if not self.readers.get(p.output) and p.output not in self.outputs:
+                    self.remove(p)
+        return changed
 
 
 def fuse(model: LoweredModel) -> FusionReport:

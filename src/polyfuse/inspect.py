@@ -16,8 +16,8 @@ def intermediate_bytes(lowered) -> int:
 
 
 def summarize(model, shapes=None, fusion: bool = True) -> tuple[dict, object, object]:
-    comp = frontend(model, shapes)
-    unfused = lower_graph(comp.graph)
+    unfused = lower_graph(frontend(model, shapes, fusion=False).graph)
+    comp = frontend(model, shapes, fusion)
     kernels(comp, fusion)
     lowered, report = comp.lowered, comp.fusion
     kinds = Counter(type(k).__name__.lower() for k in lowered.kernels)

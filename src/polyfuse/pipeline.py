@@ -1,6 +1,6 @@
 """The compiler pipeline, in order. Each stage can be run, dumped and tested alone.
 
-    ONNX --import--> Graph --bind_shapes--> --fold_constants--> --remove_identity-->
+    ONNX --import--> Graph --bind_shapes--> --fold_constants--> [--fuse_parallel_matmuls-->] --remove_identity-->
     --remove_nan_guards--> --eliminate_dead_code--> --lower--> kernels --fuse--> fewer kernels
     --plan_memory--> --generate--> C++ --build--> library
 """
@@ -19,7 +19,8 @@ from .fusion.plan import FusionReport, fuse
 from .frontend import import_onnx
 from .ir import Graph
 from .kernel import LoweredModel, lower_graph
-from .passes import bind_shapes, eliminate_dead_code, fold_constants, remove_identity, remove_nan_guards
+from .passes import (bind_shapes, eliminate_dead_code, fold_constants, fuse_parallel_matmuls, remove_identity,
+                     remove_nan_guards)
 
 log = logging.getLogger("polyfuse")
 TARGETS = ("host",)
@@ -61,8 +62,8 @@ def check_target(target: str) -> None:
                                f"planned: {', '.join(PLANNED_TARGETS)})")
 
 
-def frontend(model, shapes=None) -> Compilation:
-    """Import and optimise: everything up to kernels."""
+def frontend(model, shapes=None, fusion: bool = True) -> Compilation:
+    """Import and optimise: everything up to kernels. ``fusion`` also fuses parallel MatMuls."""
     t0 = time.perf_counter()
     graph = model if isinstance(model, Graph) else import_onnx(model)
     comp = Compilation(graph, len(graph.nodes))
@@ -74,6 +75,9 @@ def frontend(model, shapes=None) -> Compilation:
         log.warning("note: %s", note)
     with _Stage(comp, "fold_constants", "folding constants and inferring shapes"):
         fold_constants(graph)
+    if fusion:
+        with _Stage(comp, "fuse_parallel_matmuls"):
+            fuse_parallel_matmuls(graph)
     with _Stage(comp, "remove_identity"):
         remove_identity(graph)
     with _Stage(comp, "remove_nan_guards"):
@@ -112,4 +116,4 @@ def backend(comp: Compilation, target: str = "host", fusion: bool = True) -> Com
 
 def compile_model(model, *, target: str = "host", shapes=None, fusion: bool = True) -> Compilation:
     check_target(target)
-    return backend(frontend(model, shapes), target, fusion)
+    return backend(frontend(model, shapes, fusion), target, fusion)

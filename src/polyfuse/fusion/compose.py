@@ -167,3 +167,67 @@ def _substitute_reads(consumer: Pointwise, buffer: str, value, table: LoadTable,
     body = sympy.sympify(consumer.body).xreplace(reads)
     expr = instantiate(body, own, at, table)
     return expr.xreplace({d: value for d in reads.values()})
+
+
+def _row_index(r: Reduction):
+    """The index of a keepdims reduction's output read from inside its own row loop."""
+    return tuple(0 if d in r.axes else IDX[d] for d in range(len(r.shape)))
+
+
+def reads_row_result(consumer_space, loads: dict, r: Reduction, shapes, views) -> bool:
+    """True when every load of ``r.output`` is the row's value, broadcast over the reduced axes."""
+    if tuple(consumer_space) != tuple(r.shape) or r.keep_shape or len(r.out_shape) != len(r.shape):
+        return False
+    want = _row_index(r)
+    extents = extents_of(r.shape)
+    found = False
+    for load in loads.values():
+        base, idx = base_index(load, shapes, views)
+        if base != r.output:
+            continue
+        idx = tuple(simplify_index(i, extents) if r.shape[d] != 1 else 0 for d, i in enumerate(idx))
+        if any(sympy.sympify(a) != sympy.sympify(b) for a, b in zip(idx, want)):
+            return False
+        found = True
+    return found
+
+
+def _fresh_accs(r: Reduction, taken) -> tuple[list, dict]:
+    """r's stages with accumulators renamed away from ``taken``; returns (stages, renaming)."""
+    names = {s.name for s in taken}
+    ren, n = {}, 0
+    for acc, _, _ in r.stages:
+        while f"r{n}" in names:
+            n += 1
+        ren[acc] = sympy.Symbol(f"r{n}")
+        names.add(f"r{n}")
+    return [(ren[a], c, sympy.sympify(e).xreplace(ren)) for a, c, e in r.stages], ren
+
+
+def merge_row_consumer(r: Reduction, consumer: Pointwise, shapes, views) -> Reduction:
+    """A pointwise consumer reading ``r``'s row value becomes ``r``'s per-element body."""
+    table = LoadTable(r.loads)
+    body = _substitute_reads(consumer, r.output, r.body, table, IDX[:len(r.shape)], shapes, views)
+    return dataclasses.replace(r, output=consumer.output, out_shape=tuple(consumer.shape), keep_shape=True, body=body,
+                               loads=table.table, sources=r.sources + [s for s in consumer.sources if s not in r.sources])
+
+
+def merge_stage(first: Reduction, second: Reduction, shapes, views) -> Reduction:
+    """``first`` (read by ``second`` as a row value) becomes ``second``'s earlier stages."""
+    stages, ren = _fresh_accs(first, [a for a, _, _ in second.stages])
+    value = sympy.sympify(first.body).xreplace(ren)
+    table = LoadTable({}, reserved=list(second.loads) + list(first.loads))
+    mapping = {}
+    for sym, load in first.loads.items():
+        mapping[sym] = table(load.buffer, load.index)
+    stages = [(a, c, sympy.sympify(e).xreplace(mapping)) for a, c, e in stages]
+    replace = {}
+    for sym, load in second.loads.items():
+        if base_index(load, shapes, views)[0] == first.output:
+            replace[sym] = value
+        else:
+            replace[sym] = table(load.buffer, load.index)
+    new_stages = stages + [(a, c, sympy.sympify(e).xreplace(replace)) for a, c, e in second.stages]
+    return dataclasses.replace(second, stages=new_stages, body=sympy.sympify(second.body).xreplace(replace),
+                               loads=table.table, sources=first.sources + [s for s in second.sources
+                                                                           if s not in first.sources])

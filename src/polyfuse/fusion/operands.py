@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 import sympy
 
 from ..kernel.ir import ACC, IDX, Contraction, Pointwise
 from .compose import base_index
-from .indexing import extents_of, simplify_index
+from .indexing import extents_of, reshape_index, simplify_index
 
 
 def _affine(expr, nvars: int):
@@ -52,60 +54,53 @@ def scaled_load(p: Pointwise):
     return None
 
 
-def operand_address(p: Pointwise, shapes, views):
-    """(source buffer, coefficients per dim of p.shape, offset, scale) of a pure strided movement."""
+def absorb_operand(c: Contraction, which: str, p: Pointwise, shapes, views):
+    """``c`` reading ``p``'s source directly instead of ``p``'s output, or None if impossible.
+
+    The GEMM reads stored element ``[b, r, col]`` of the operand at linear position
+    ``offset + sum(b * batch_stride) + r * ld + col`` of its buffer (transposing when ``trans``).
+    That position is re-expressed as an index of ``p``'s output, pushed through ``p``'s index
+    map, and linearised in ``p``'s source: if the result is affine with unit stride along ``col``
+    (or along ``r``, flipping ``trans``), its coefficients are the new addressing. Absorbing
+    again composes, so a Split before a Transpose costs no copy either.
+    """
     sl = scaled_load(p)
     if sl is None:
         return None
     scale, sym = sl
+    trans = getattr(c, f"trans_{which}")
+    rows, cols = ((c.m, c.k) if which == "a" else (c.k, c.n))
+    s0, s1 = (cols, rows) if trans else (rows, cols)
+    nb = len(c.batch)
+    b, r, col = IDX[:nb], IDX[nb], IDX[nb + 1]
+    extents = {**{v: int(n) for v, n in zip(b, c.batch)}, r: int(s0), col: int(s1)}
+    ld = getattr(c, f"ld{which}") or s1
+    batch_strides = getattr(c, f"{which}_strides")
+    pos = getattr(c, f"{which}_offset") + sum((v * st for v, st in zip(b, batch_strides)), sympy.Integer(0)) \
+        + r * ld + col
+    pshape = shapes[p.output]
+    at = [simplify_index(i, extents) for i in reshape_index((pos,), (int(np.prod(pshape, dtype=np.int64)),), pshape)]
     base, idx = base_index(p.loads[sym], shapes, views)
-    idx = [simplify_index(i, extents_of(p.shape)) for i in idx]
-    addr = sum((i * s for i, s in zip(idx, _strides(shapes[base]))), sympy.Integer(0))
-    aff = _affine(addr, len(p.shape))
+    idx = [simplify_index(i, extents_of(pshape)) for i in idx]
+    src = [simplify_index(sympy.sympify(i).xreplace({IDX[d]: a for d, a in enumerate(at)}), extents) for i in idx]
+    aff = _affine(sum((i * st for i, st in zip(src, _strides(shapes[base]))), sympy.Integer(0)), nb + 2)
     if aff is None:
         return None
     coefs, offset = aff
-    coefs = [0 if n == 1 else c for c, n in zip(coefs, p.shape)]
-    return base, coefs, offset, scale
-
-
-def absorb_operand(c: Contraction, which: str, p: Pointwise, shapes, views):
-    """``c`` reading ``p``'s source directly instead of ``p``'s output, or None if impossible.
-
-    ``p`` holds the operand as stored, shape ``(..., s0, s1)``; the GEMM reads stored
-    ``[r, c]`` at ``r * ld + c`` and transposes when ``trans`` is set. If the source has unit
-    stride along ``c``, ``ld`` is the stride along ``r``; if it has unit stride along ``r``, the
-    source holds the transpose, so ``ld`` is the stride along ``c`` and ``trans`` flips.
-    """
-    addr = operand_address(p, shapes, views)
-    if addr is None or len(p.shape) < 2:
-        return None
-    src, coefs, offset, scale = addr
-    shape = [int(d) for d in p.shape]
-    (s0, s1), (r, col) = shape[-2:], coefs[-2:]
-    trans = getattr(c, f"trans_{which}")
+    rc, cc = coefs[nb], coefs[nb + 1]
     if s0 == 1:
-        new_trans, ld = trans, s1
-    elif col == 1 or s1 == 1:
-        new_trans, ld = trans, r
-    elif r == 1:
-        new_trans, ld = not trans, col
+        rc = cc * s1 if s1 > 1 else 1
+    if s1 == 1:
+        cc = 1
+    if cc == 1:
+        new_trans, new_ld = trans, rc
+    elif rc == 1:
+        new_trans, new_ld = not trans, cc
     else:
         return None
-    lead, nb = coefs[:-2], len(c.batch)
-    if which == "a" and nb == 0 and len(shape) > 2:
-        # A's batch dims were folded into M: the folded rows must sit at one uniform stride
-        rows, rstr = shape[:-1], coefs[:-1]
-        if new_trans != trans or any(rows[d] != 1 and rstr[d] != rstr[d + 1] * rows[d + 1]
-                                     for d in range(len(rows) - 1)):
-            return None
-        batch_strides = ()
-    else:
-        if len(lead) > nb:
-            return None
-        batch_strides = tuple([0] * (nb - len(lead)) + [0 if n == 1 else st for st, n in zip(lead, shape[:-2])])
-    return dataclasses.replace(c, **{which: src, f"trans_{which}": new_trans, f"ld{which}": ld,
-                                     f"{which}_offset": offset, f"{which}_strides": batch_strides,
+    new_batch = tuple(0 if n == 1 else st for st, n in zip(coefs[:nb], c.batch))
+    return dataclasses.replace(c, **{which: base, f"trans_{which}": new_trans, f"ld{which}": new_ld,
+                                     f"{which}_offset": offset, f"{which}_strides": new_batch,
                                      "alpha": c.alpha * scale,
                                      "sources": c.sources + [x for x in p.sources if x not in c.sources]})
 

@@ -5,7 +5,9 @@ Three rewrites run to a fixpoint:
 * **inline**: a pointwise producer is composed into every kernel that loads it (another
   pointwise kernel, a reduction's prologue, a contraction's epilogue), and disappears;
 * **epilogue**: a pointwise consumer that reads a contraction's or reduction's output
-  elementwise becomes that kernel's epilogue;
+  elementwise becomes that kernel's epilogue; one that reads a row reduction's value across
+  the row becomes its per-element body, and a reduction over the same axes that reads it
+  takes it as an earlier stage (decomposed LayerNorm and Softmax become one row kernel);
 * **addressing**: a pure movement (Transpose, Reshape, Slice, times a constant) feeding a GEMM
   operand, or permuting a GEMM's result, becomes the GEMM's strides (:mod:`.operands`).
 
@@ -32,7 +34,8 @@ import sympy
 
 from ..kernel.ir import Attention, Contraction, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
-from .compose import exprs, inline_producer, merge_epilogue, reads_at_identity
+from .compose import (exprs, inline_producer, merge_epilogue, merge_row_consumer, merge_stage, reads_at_identity,
+                      reads_row_result)
 from .attention import fuse_attention
 from .operands import absorb_operand, absorb_output
 
@@ -154,13 +157,18 @@ class _Planner:
             changed = True
         return changed
 
-    def epilogue_pass(self) -> bool:
+    def epilogue_pass(self, rows: bool = False) -> bool:
+        """Fold consumers into contractions and reductions; with ``rows``, also row-value consumers
+        and stage merges (run last, so cheap elementwise producers have been inlined first)."""
         changed = False
         for k in list(self.model.kernels):
             if not isinstance(k, (Contraction, Reduction)):
                 continue
             users = self.readers.get(k.output, [])
-            if len(users) != 1:
+            if len(users) > 1:
+                self.refuse(k, users[0][0], f"{len(users)} kernels read its result, so it must be in memory")
+                continue
+            if not users:
                 continue
             c, how = users[0]
             if k.output in self.outputs:
@@ -169,8 +177,23 @@ class _Planner:
             if how == "operand":
                 self.refuse(k, c, "a matrix product reads the result as an operand, so it must be in memory")
                 continue
+            if isinstance(k, Reduction) and isinstance(c, Reduction):
+                if not rows:
+                    continue
+                if reads_row_result(c.shape, c.loads, k, self.shapes, self.views) and tuple(c.axes) == tuple(k.axes):
+                    self.replace(c, merge_stage(k, c, self.shapes, self.views))
+                    self.remove(k)
+                    changed = True
+                else:
+                    self.refuse(k, c, "the next reduction runs over other axes or reads other positions")
+                continue
             if not isinstance(c, Pointwise):
                 self.refuse(k, c, "only elementwise consumers fuse into an epilogue")
+                continue
+            if rows and isinstance(k, Reduction) and reads_row_result(c.shape, c.loads, k, self.shapes, self.views):
+                self.replace(c, merge_row_consumer(k, c, self.shapes, self.views))
+                self.remove(k)
+                changed = True
                 continue
             fused = absorb_output(k, c, self.shapes, self.views) if isinstance(k, Contraction) else None
             if fused is None:
@@ -215,8 +238,9 @@ def fuse(model: LoweredModel) -> FusionReport:
     """Fuse ``model.kernels`` in place; returns counts and the refused fusions."""
     report = FusionReport(kernels_before=len(model.kernels), ops_before=sum(ops(k) for k in model.kernels))
     planner = _Planner(model)
-    while planner.epilogue_pass() | planner.operand_pass() | planner.inline_pass():
-        pass
+    for rows in (False, True):
+        while planner.epilogue_pass(rows) | planner.operand_pass() | planner.inline_pass():
+            pass
     report.attention = fuse_attention(model.kernels, planner.shapes, planner.views, planner.outputs)
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]

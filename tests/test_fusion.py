@@ -1,0 +1,202 @@
+"""Each fusion rule and simplification, before/expected: kernel counts and kinds after fusion,
+and numerics against onnxruntime (float32, rtol 1e-5 / atol 1e-5 unless stated). Random graphs
+mixing elementwise, broadcast, reduction, transpose and matmul nodes agree fused vs unfused."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import sympy
+from onnx import helper
+
+import polyfuse
+from helpers import model, run_ort
+from polyfuse.inspect import summarize
+
+RNG = np.random.default_rng(0)
+
+
+def f32(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def check(m, feeds, kinds: dict, atol=1e-5):
+    """Fused kernels by kind equal ``kinds``; compiled outputs match onnxruntime."""
+    s, comp, report = summarize(m)
+    assert s["kernels_by_kind"] == kinds, (s["kernels_by_kind"], [str(r) for r in report.refusals])
+    ours = polyfuse.compile(m).run(None, feeds)
+    for a, b in zip(ours, run_ort(m, feeds)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=atol)
+    return comp
+
+
+def test_elementwise_chain_with_broadcasting_is_one_kernel():
+    nodes = [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Mul", ["a", "y"], ["m"]),
+             helper.make_node("Tanh", ["m"], ["t"]), helper.make_node("Sub", ["t", "x"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r"]), helper.make_node("Div", ["r", "c"], ["out"])]
+    m = model(nodes, [("x", np.float32, [13, 17]), ("y", np.float32, [13, 1])], [("out", np.float32, None)],
+              [("b", f32(17)), ("c", np.array(1.5, np.float32))])
+    check(m, {"x": f32(13, 17), "y": f32(13, 1)}, {"pointwise": 1})
+
+
+def test_scalar_constants_fold_into_one_multiply():
+    """x / 1.4142 * 0.5 composes to a single multiplication by 0.35355..."""
+    nodes = [helper.make_node("Div", ["x", "c"], ["d"]), helper.make_node("Mul", ["d", "h"], ["out"])]
+    m = model(nodes, [("x", np.float32, [8])], [("out", np.float32, None)],
+              [("c", np.array(1.4142, np.float32)), ("h", np.array(0.5, np.float32))])
+    comp = check(m, {"x": f32(8)}, {"pointwise": 1})
+    body = comp.lowered.kernels[0].body
+    assert sympy.count_ops(body) == 1 and body.is_Mul
+    coeff = float(body.as_coeff_Mul()[0])
+    assert abs(coeff - np.float32(0.5) / np.float32(1.4142)) < 1e-7
+
+
+def test_softmax_with_scale_mask_and_nan_guard_is_one_row_kernel():
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["s"]), helper.make_node("Add", ["s", "mask"], ["a"]),
+             helper.make_node("Softmax", ["a"], ["p"], axis=-1), helper.make_node("IsNaN", ["p"], ["n"]),
+             helper.make_node("Where", ["n", "zero", "p"], ["out"])]
+    m = model(nodes, [("x", np.float32, [2, 4, 13, 13]), ("mask", np.float32, [2, 1, 1, 13])],
+              [("out", np.float32, None)], [("scale", np.array(0.125, np.float32)), ("zero", np.array(0, np.float32))])
+    check(m, {"x": f32(2, 4, 13, 13), "mask": f32(2, 1, 1, 13)}, {"reduction": 1})
+
+
+def test_residual_add_then_layernorm_is_one_row_kernel():
+    nodes = [helper.make_node("Add", ["x", "r"], ["a"]),
+             helper.make_node("LayerNormalization", ["a", "g", "b"], ["out"], axis=-1, epsilon=1e-5)]
+    m = model(nodes, [("x", np.float32, [13, 17]), ("r", np.float32, [13, 17])], [("out", np.float32, None)],
+              [("g", f32(17)), ("b", f32(17))])
+    check(m, {"x": f32(13, 17), "r": f32(13, 17)}, {"reduction": 1})
+
+
+def test_decomposed_layernorm_is_one_row_kernel():
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mu"], axes=[-1]), helper.make_node("Sub", ["x", "mu"], ["d"]),
+             helper.make_node("Pow", ["d", "two"], ["sq"]), helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1]),
+             helper.make_node("Add", ["var", "eps"], ["ve"]), helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["d", "sd"], ["n"]), helper.make_node("Mul", ["n", "w"], ["sc"]),
+             helper.make_node("Add", ["sc", "b"], ["out"])]
+    m = model(nodes, [("x", np.float32, [2, 13, 32])], [("out", np.float32, None)],
+              [("two", np.array(2, np.float32)), ("eps", np.array(1e-5, np.float32)), ("w", f32(32)), ("b", f32(32))],
+              opset=13)
+    check(m, {"x": f32(2, 13, 32)}, {"reduction": 1})
+
+
+@pytest.mark.parametrize("act", ["gelu_erf", "gelu_tanh", "relu", "residual", "nonorm"])
+def test_matmul_epilogues(act):
+    """MatMul + bias + activation/residual/NoNorm is one contraction kernel."""
+    x, w, b = f32(13, 24), f32(24, 17), f32(17)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["h"])]
+    inits = [("w", w), ("b", b)]
+    inputs = [("x", np.float32, [13, 24])]
+    feeds = {"x": x}
+    if act == "gelu_erf":
+        nodes += [helper.make_node("Div", ["h", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+                  helper.make_node("Add", ["e", "one"], ["e1"]), helper.make_node("Mul", ["h", "e1"], ["m"]),
+                  helper.make_node("Mul", ["m", "half"], ["out"])]
+        inits += [("sqrt2", np.array(1.4142135, np.float32)), ("one", np.array(1, np.float32)),
+                  ("half", np.array(0.5, np.float32))]
+    elif act == "gelu_tanh":
+        nodes += [helper.make_node("Gelu", ["h"], ["out"], approximate="tanh")]
+    elif act == "relu":
+        nodes += [helper.make_node("Relu", ["h"], ["out"])]
+    elif act == "residual":
+        nodes += [helper.make_node("Add", ["h", "res"], ["out"])]
+        inputs.append(("res", np.float32, [13, 17]))
+        feeds["res"] = f32(13, 17)
+    else:  # MobileBERT's NoNorm: h * gamma + beta
+        nodes += [helper.make_node("Mul", ["h", "gamma"], ["g"]), helper.make_node("Add", ["g", "beta"], ["out"])]
+        inits += [("gamma", f32(17)), ("beta", f32(17))]
+    m = model(nodes, inputs, [("out", np.float32, None)], inits, opset=20)
+    check(m, feeds, {"contraction": 1})
+
+
+def _attention_model(heads=4, seq=13, dh=8):
+    """Q/K/V projections, head split (Reshape+Transpose), scaled masked softmax, head merge."""
+    hid = heads * dh
+    nodes, inits = [], []
+    for n in "qkv":
+        nodes += [helper.make_node("MatMul", ["x", f"w{n}"], [f"{n}0"]),
+                  helper.make_node("Reshape", [f"{n}0", "split"], [f"{n}1"]),
+                  helper.make_node("Transpose", [f"{n}1"], [f"{n}h"], perm=[0, 2, 1, 3])]
+        inits.append((f"w{n}", f32(hid, hid)))
+    nodes += [helper.make_node("Transpose", ["kh"], ["kt"], perm=[0, 1, 3, 2]),
+              helper.make_node("MatMul", ["qh", "kt"], ["sc"]), helper.make_node("Mul", ["sc", "scale"], ["ss"]),
+              helper.make_node("Add", ["ss", "mask"], ["sm"]), helper.make_node("Softmax", ["sm"], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "vh"], ["ctx"]),
+              helper.make_node("Transpose", ["ctx"], ["ct"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["ct", "merge"], ["out"])]
+    inits += [("split", np.array([1, seq, heads, dh])), ("merge", np.array([1, seq, hid])),
+              ("scale", np.array(dh ** -0.5, np.float32))]
+    m = model(nodes, [("x", np.float32, [1, seq, hid]), ("mask", np.float32, [1, 1, 1, seq])],
+              [("out", np.float32, None)], inits)
+    return m, {"x": f32(1, seq, hid), "mask": np.where(RNG.random((1, 1, 1, seq)) < 0.3, -1e9, 0).astype(np.float32)}
+
+
+def test_head_split_and_merge_are_strides_and_attention_is_one_kernel():
+    """Q, K, V become one GEMM (horizontal fusion); the Split, head split, K^T and head merge are
+    strides of the attention kernel; nothing is copied."""
+    m, feeds = _attention_model()
+    comp = check(m, feeds, {"attention": 1, "contraction": 1})
+    assert comp.lowered.views  # the Reshapes stayed views; no pointwise copy kernel exists
+
+
+def _random_graph(seed: int):
+    """A random mix of elementwise, broadcast, reduction, transpose and matmul nodes over [4, 6, 8]."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, vals = [], [], ["x"]
+    for i in range(12):
+        a = vals[rng.integers(len(vals))]
+        out = f"v{i}"
+        kind = rng.integers(7)
+        if kind == 0:
+            nodes.append(helper.make_node(rng.choice(["Add", "Mul", "Sub"]), [a, vals[rng.integers(len(vals))]], [out]))
+        elif kind == 1:
+            inits.append((f"c{i}", rng.standard_normal(8).astype(np.float32)))
+            nodes.append(helper.make_node("Add", [a, f"c{i}"], [out]))
+        elif kind == 2:
+            nodes.append(helper.make_node(rng.choice(["Tanh", "Relu", "Sigmoid", "Erf"]), [a], [out]))
+        elif kind == 3:
+            nodes += [helper.make_node("ReduceMean", [a], [f"r{i}"], axes=[-1], keepdims=1),
+                      helper.make_node("Sub", [a, f"r{i}"], [out])]
+        elif kind == 4:
+            nodes.append(helper.make_node("Softmax", [a], [out], axis=int(rng.integers(-1, 1)) * 2 - 1 + 0))
+        elif kind == 5:
+            nodes += [helper.make_node("Transpose", [a], [f"t{i}"], perm=[0, 2, 1]),
+                      helper.make_node("Transpose", [f"t{i}"], [out], perm=[0, 2, 1])]
+        else:
+            inits.append((f"w{i}", (rng.standard_normal((8, 8)) / 3).astype(np.float32)))
+            nodes.append(helper.make_node("MatMul", [a, f"w{i}"], [out]))
+        vals.append(out)
+    nodes.append(helper.make_node("Add", [vals[-1], vals[-2]], ["out"]))
+    return model(nodes, [("x", np.float32, [4, 6, 8])], [("out", np.float32, None)], inits, opset=13)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_graphs_agree_fused_and_unfused(seed):
+    m = _random_graph(seed)
+    x = RNG.standard_normal((4, 6, 8)).astype(np.float32)
+    fused = polyfuse.compile(m)
+    unfused = polyfuse.compile(m, fusion=False)
+    assert fused.manifest["stats"]["kernels"] <= unfused.manifest["stats"]["kernels"]
+    a, b, ref = fused.run(None, {"x": x})[0], unfused.run(None, {"x": x})[0], run_ort(m, {"x": x})[0]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_two_readers_of_one_value_fuse_into_one_epilogue():
+    """Relu(h) + Tanh(h): both consumers are inlined into the Add, which becomes h's only reader."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("Tanh", ["h"], ["b"]), helper.make_node("Add", ["a", "b"], ["out"])]
+    m = model(nodes, [("x", np.float32, [4, 8])], [("out", np.float32, None)], [("w", f32(8, 8))])
+    check(m, {"x": f32(4, 8)}, {"contraction": 1})
+
+
+def test_refusals_have_reasons():
+    """A GEMM result read by another GEMM and by an elementwise op stays in memory, and inspect says why."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("MatMul", ["h", "w"], ["g"]),
+             helper.make_node("Relu", ["h"], ["a"]), helper.make_node("Add", ["a", "g"], ["out"])]
+    m = model(nodes, [("x", np.float32, [4, 8])], [("out", np.float32, None)], [("w", f32(8, 8))])
+    s, comp, report = summarize(m)
+    assert s["kernels_by_kind"] == {"contraction": 2}
+    assert any("2 kernels read its result" in r.reason for r in report.refusals)
+    assert s["intermediate_bytes_fused"] < s["intermediate_bytes_unfused"]

@@ -200,3 +200,27 @@ def test_refusals_have_reasons():
     assert s["kernels_by_kind"] == {"contraction": 2}
     assert any("2 kernels read its result" in r.reason for r in report.refusals)
     assert s["intermediate_bytes_fused"] < s["intermediate_bytes_unfused"]
+
+
+def test_feed_forward_with_small_weights_is_one_gemm_chain():
+    """up (+bias, ReLU) -> down (+bias, residual): one kernel; the 13x64 intermediate stays in a tile."""
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["u"]), helper.make_node("Add", ["u", "b1"], ["ub"]),
+             helper.make_node("Relu", ["ub"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["d"]),
+             helper.make_node("Add", ["d", "b2"], ["db"]), helper.make_node("Add", ["db", "x"], ["out"])]
+    m = model(nodes, [("x", np.float32, [1, 13, 16])], [("out", np.float32, None)],
+              [("w1", f32(16, 64)), ("b1", f32(64)), ("w2", f32(64, 16)), ("b2", f32(16))])
+    s, _, _ = summarize(m)
+    assert s["intermediate_bytes_fused"] == 0
+    check(m, {"x": f32(1, 13, 16)}, {"gemmchain": 1})
+
+
+def test_gemm_chain_refused_when_second_weights_are_large():
+    from polyfuse.fusion.gemm_chain import MAX_SECOND_WEIGHTS
+
+    k = int(MAX_SECOND_WEIGHTS // (4 * 16)) + 64  # W2 of k x 16 floats: just over the limit
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["out"])]
+    m = model(nodes, [("x", np.float32, [4, 8])], [("out", np.float32, None)],
+              [("w1", f32(8, k) / 8), ("w2", f32(k, 16) / 64)])
+    s, _, report = summarize(m)
+    assert s["kernels_by_kind"] == {"contraction": 2}
+    assert any("re-read for every block of rows" in r.reason for r in report.refusals)

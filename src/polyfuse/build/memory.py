@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..kernel.ir import Attention, Contraction
+from ..kernel.ir import Attention, Contraction, GemmChain
 from ..kernel.lower import LoweredModel
 
 ALIGN = 64
@@ -47,6 +47,8 @@ def kernel_reads(k) -> list[str]:
         inner = {k.scores.output, k.softmax.output}
         reads = [k.scores.a, k.scores.b, k.context.b]
         return reads + [b for part in (k.scores, k.softmax, k.context) for b in kernel_reads(part) if b not in inner]
+    if isinstance(k, GemmChain):
+        return [b for part in (k.first, k.second) for b in kernel_reads(part) if b != k.first.output]
     reads = [k.a, k.b] if isinstance(k, Contraction) else []
     return reads + [load.buffer for load in k.loads.values()]
 

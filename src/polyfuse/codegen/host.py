@@ -13,7 +13,7 @@ import numpy as np
 import sympy
 
 from ..build.memory import MemoryPlan, kernel_reads
-from ..kernel.ir import ACC, IDX, Attention, Contraction, Pointwise, Reduction
+from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .printer import CPrinter, c_type, float_literal
 from .templates import render
@@ -203,8 +203,36 @@ def render_attention(k: Attention, graph) -> RenderedKernel:
     return RenderedKernel(text, params.buffers)
 
 
+def _rows_cols_epilogue(c: Contraction, params: "_Params") -> str:
+    """``c``'s epilogue printed over (i0, i1) = (row, column) of its M x N result."""
+    if sympy.sympify(c.epilogue) == ACC:
+        return ""
+    from ..fusion.compose import LoadTable, instantiate
+    from ..fusion.indexing import reshape_index, simplify_index
+
+    idx = reshape_index(IDX[:2], (c.m, c.n), c.out_shape)
+    idx = [simplify_index(i, {IDX[0]: c.m, IDX[1]: c.n}) for i in idx]
+    table = LoadTable({})
+    expr = instantiate(c.epilogue, c.loads, idx, table)
+    return params.printer(table.table, {}, {ACC: "acc"})(expr)
+
+
+def render_gemm_chain(k: GemmChain, graph) -> RenderedKernel:
+    f, s2 = k.first, k.second
+    params = _Params(graph, k.output, (f.a, f.b, s2.b))
+    epilogue1, epilogue2 = _rows_cols_epilogue(f, params), _rows_cols_epilogue(s2, params)  # before declaration()
+    text = render("host/gemm_chain.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+                  rows=k.rows_per_block, m=f.m, n1=f.n, k1=f.k, n2=s2.n, alpha1=float_literal(f.alpha),
+                  a1_offset=f.a_offset, lda1=f.lda or (f.m if f.trans_a else f.k), ta1=int(f.trans_a),
+                  a1_row_step=1 if f.trans_a else (f.lda or f.k), b1_offset=f.b_offset,
+                  ldb1=f.ldb or (f.k if f.trans_b else f.n), tb1=int(f.trans_b), epilogue1=epilogue1,
+                  alpha2=float_literal(s2.alpha), b2_offset=s2.b_offset, ldb2=s2.ldb or (s2.k if s2.trans_b else s2.n),
+                  tb2=int(s2.trans_b), epilogue2=epilogue2)
+    return RenderedKernel(text, params.buffers)
+
+
 _RENDER = {Pointwise: render_pointwise, Reduction: render_reduction, Contraction: render_contraction,
-           Attention: render_attention}
+           Attention: render_attention, GemmChain: render_gemm_chain}
 
 
 def pointer(plan: MemoryPlan, graph, name: str, writable: bool) -> str:

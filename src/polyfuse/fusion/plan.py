@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from ..kernel.ir import Attention, Contraction, Pointwise, Reduction
+from ..kernel.ir import Attention, Contraction, GemmChain, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .compose import (exprs, inline_producer, merge_epilogue, merge_row_consumer, merge_stage, reads_at_identity,
                       reads_row_result)
-from .attention import fuse_attention
+from .attention import _consumers, fuse_attention
+from .gemm_chain import fuse_gemm_chains
 from .operands import absorb_operand, absorb_output
 
 RECOMPUTE_OPS = 4  # a producer read by several kernels is recomputed only if this cheap
@@ -58,6 +59,7 @@ class FusionReport:
     kernels_before: int = 0
     kernels_after: int = 0
     attention: int = 0  # attention blocks fused into one kernel each
+    gemm_chains: int = 0  # back-to-back GEMM pairs fused into one kernel each
     ops_before: int = 0  # expression operations of the per-node kernels
     ops_after: int = 0  # ... of the fused kernels, after sympy's simplification and CSE
     refusals: list = field(default_factory=list)
@@ -68,7 +70,8 @@ def ops(k) -> int:
 
 
 def ops_after_cse(k) -> int:
-    parts = [k.scores, k.softmax, k.context] if isinstance(k, Attention) else [k]
+    parts = [k.scores, k.softmax, k.context] if isinstance(k, Attention) else \
+        [k.first, k.second] if isinstance(k, GemmChain) else [k]
     total = 0
     for part in parts:
         temps, reduced = sympy.cse([sympy.sympify(e) for e in exprs(part)])
@@ -242,6 +245,8 @@ def fuse(model: LoweredModel) -> FusionReport:
         while planner.epilogue_pass(rows) | planner.operand_pass() | planner.inline_pass():
             pass
     report.attention = fuse_attention(model.kernels, planner.shapes, planner.views, planner.outputs)
+    report.gemm_chains = fuse_gemm_chains(model.kernels, lambda b: _consumers(model.kernels, planner.views).get(b, []),
+                                          planner.views, planner.outputs, planner.refuse)
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]
     report.kernels_after = len(model.kernels)

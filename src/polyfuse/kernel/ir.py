@@ -119,4 +119,22 @@ class Attention:
         return out
 
 
-KERNEL_KINDS = (Pointwise, Reduction, Contraction, Attention)
+@dataclass
+class GemmChain:
+    """Two GEMMs back to back, per block of rows: ``first``'s result (after its epilogue) lives
+    in a thread-local tile and is ``second``'s A operand (MobileBERT's FFN: up, ReLU, down)."""
+
+    output: str
+    first: Contraction
+    second: Contraction
+    sources: list
+    rows_per_block: int = 32
+
+    @property
+    def loads(self) -> dict:
+        out = dict(self.first.loads)
+        out.update({s: l for s, l in self.second.loads.items() if l.buffer != self.first.output})
+        return out
+
+
+KERNEL_KINDS = (Pointwise, Reduction, Contraction, Attention, GemmChain)

@@ -224,3 +224,34 @@ def test_gemm_chain_refused_when_second_weights_are_large():
     s, _, report = summarize(m)
     assert s["kernels_by_kind"] == {"contraction": 2}
     assert any("re-read for every block of rows" in r.reason for r in report.refusals)
+
+
+@pytest.mark.parametrize("op, inputs, attrs, expected", [
+    ("Add", [[4, 5], [4, 5]], {}, "ONE_TO_ONE"),
+    ("Add", [[4, 5], [5]], {}, "ONE_TO_MANY"),
+    ("Transpose", [[4, 5]], {"perm": [1, 0]}, "SHUFFLE"),
+    ("Softmax", [[4, 5]], {"axis": -1}, "MANY_TO_MANY"),
+    ("MatMul", [[4, 5], [5, 3]], {}, "MANY_TO_MANY"),
+])
+def test_mapping_type_is_derived_from_the_form(op, inputs, attrs, expected):
+    from polyfuse.fusion.classify import Mapping, mapping_type
+    from polyfuse.kernel import lower_graph
+    from polyfuse.pipeline import frontend
+
+    names = [f"x{i}" for i in range(len(inputs))]
+    m = model([helper.make_node(op, names, ["y"], **attrs)], [(n, np.float32, s) for n, s in zip(names, inputs)],
+              [("y", np.float32, None)])
+    (k,) = lower_graph(frontend(m, fusion=False).graph).kernels
+    assert mapping_type(k) is Mapping[expected]
+
+
+def test_slice_and_gather_are_reorganize():
+    from polyfuse.fusion.classify import Mapping, mapping_type
+    from polyfuse.kernel import lower_graph
+    from polyfuse.pipeline import frontend
+
+    nodes = [helper.make_node("Slice", ["x", "st", "en"], ["s"]), helper.make_node("Gather", ["x", "ids"], ["g"])]
+    m = model(nodes, [("x", np.float32, [6, 5]), ("ids", np.int64, [3])], [("s", np.float32, None),
+              ("g", np.float32, None)], [("st", np.array([1])), ("en", np.array([4]))])
+    ks = lower_graph(frontend(m, fusion=False).graph).kernels
+    assert [mapping_type(k) for k in ks] == [Mapping.REORGANIZE, Mapping.REORGANIZE]

@@ -5,6 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .fusion.classify import mapping_type
 from .kernel import lower_graph
 from .pipeline import frontend, kernels
 
@@ -21,11 +22,12 @@ def summarize(model, shapes=None, fusion: bool = True) -> tuple[dict, object, ob
     kernels(comp, fusion)
     lowered, report = comp.lowered, comp.fusion
     kinds = Counter(type(k).__name__.lower() for k in lowered.kernels)
+    mappings = Counter(mapping_type(k).name.lower() for k in unfused.kernels)
     summary = {
         "model": comp.graph.name, "opset": comp.graph.opset, "onnx_nodes": comp.onnx_nodes,
         "graph_nodes": len(comp.graph.nodes), "fusion": fusion, "kernels": len(lowered.kernels),
         "kernels_unfused": len(unfused.kernels), "kernels_by_kind": dict(sorted(kinds.items())),
-        "views": len(lowered.views),
+        "views": len(lowered.views), "mapping_types_unfused": dict(sorted(mappings.items())),
         "intermediate_bytes_unfused": intermediate_bytes(unfused),
         "intermediate_bytes_fused": intermediate_bytes(lowered),
         "attention_kernels": report.attention if report else 0,
@@ -63,6 +65,7 @@ def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = 
     lines = [f"{s['model']} (opset {s['opset']}): {s['onnx_nodes']} ONNX nodes, {s['graph_nodes']} after folding",
              f"kernels: {s['kernels']} ({', '.join(f'{k} {v}' for k, v in s['kernels_by_kind'].items())}), "
              f"{s['kernels_unfused']} without fusion; {s['views']} views",
+             "per-op mapping types: " + ", ".join(f"{k} {v}" for k, v in s["mapping_types_unfused"].items()),
              f"intermediate tensors: {_mib(s['intermediate_bytes_fused'])} fused, "
              f"{_mib(s['intermediate_bytes_unfused'])} unfused ({ratio:.1f}x less)"]
     if report:

@@ -84,8 +84,24 @@ def _zero_unit_dims(shape) -> dict:
     return {IDX[d]: 0 for d, n in enumerate(shape) if n == 1}
 
 
+def describe(k) -> str:
+    """The kernel's form as text: built from polyfuse's own symbols (L0, i0, r0) and numbers."""
+    if isinstance(k, Pointwise):
+        return f"out = {k.body}"
+    if isinstance(k, Reduction):
+        return "; ".join(f"{a} = {c}({e})" for a, c, e in k.stages) + f"; out = {k.body}"
+    if isinstance(k, Contraction):
+        return f"acc = GEMM {k.m}x{k.n}x{k.k} (batch {list(k.batch)}); out = {k.epilogue}"
+    if isinstance(k, Attention):
+        return f"scores: {describe(k.scores)} | softmax: {describe(k.softmax)} | context: {describe(k.context)}"
+    return f"first: {describe(k.first)} | second: {describe(k.second)}"
+
+
 def _comment(k) -> str:
-    return safe_comment(f"{type(k).__name__} {k.output} = {', '.join(k.sources)}")
+    """Header: the fused source nodes (sanitised), then the expression on its own // line."""
+    expr = re.sub(r"[^\x20-\x7e]|\\", "_", describe(k))
+    expr = expr[:400] + ("..." if len(expr) > 400 else "")
+    return safe_comment(f"{type(k).__name__} of {len(k.sources)} node(s): {', '.join(k.sources)}", 400) + "\n// " + expr
 
 
 def render_pointwise(k: Pointwise, graph) -> RenderedKernel:

@@ -37,6 +37,13 @@ def linear(index, shape) -> sympy.Expr:
     return sympy.expand(sum((i * s for i, s, d in zip(index, strides(shape), shape) if d != 1), sympy.Integer(0)))
 
 
+PACKED = "\x00packed:"  # buffer-name prefix of pre-packed GEMM weights (never a model name: NUL)
+
+
+def no_packing(c) -> None:
+    return None
+
+
 @dataclass
 class RenderedKernel:
     text: str  # function source with the placeholder name FNAME
@@ -68,10 +75,14 @@ class _Params:
                 del pending[sym]
         return pr
 
+    def packed(self, j: int) -> str:
+        """A parameter for pre-packed weights number ``j`` (bound to P[j] by the caller)."""
+        return self.param(f"{PACKED}{j}")
+
     def declaration(self) -> str:
         decl = []
         for k, name in enumerate(self.buffers):
-            t = c_type(self.graph.values[name].dtype)
+            t = "float" if name.startswith(PACKED) else c_type(self.graph.values[name].dtype)
             decl.append(f"{t}* __restrict p0" if k == 0 else f"const {t}* __restrict p{k}")
         return ", ".join(decl)
 
@@ -104,7 +115,7 @@ def _comment(k) -> str:
     return safe_comment(f"{type(k).__name__} of {len(k.sources)} node(s): {', '.join(k.sources)}", 400) + "\n// " + expr
 
 
-def render_pointwise(k: Pointwise, graph) -> RenderedKernel:
+def render_pointwise(k: Pointwise, graph, packer=no_packing) -> RenderedKernel:
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
     pr = params.printer(k.loads, zero)
@@ -130,7 +141,7 @@ def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
     return out
 
 
-def render_reduction(k: Reduction, graph) -> RenderedKernel:
+def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
     acc_t = c_type(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
@@ -153,8 +164,9 @@ def render_reduction(k: Reduction, graph) -> RenderedKernel:
     return RenderedKernel(text, params.buffers)
 
 
-def render_contraction(k: Contraction, graph) -> RenderedKernel:
-    params = _Params(graph, k.output, (k.a, k.b))
+def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKernel:
+    j = packer(k)
+    params = _Params(graph, k.output, (k.a, k.b if j is None else f"{PACKED}{j}"))
     nb = len(k.batch)
     bvars = IDX[:nb]
     pr = params.printer({}, {})
@@ -179,11 +191,11 @@ def render_contraction(k: Contraction, graph) -> RenderedKernel:
                   alpha=float_literal(k.alpha), lda=k.lda or (k.m if k.trans_a else k.k), trans_a=int(k.trans_a),
                   ldb=k.ldb or (k.k if k.trans_b else k.n), trans_b=int(k.trans_b), ldc=ldc,
                   a_offset=off(k.a_strides, k.a_offset), b_offset=off(k.b_strides, k.b_offset),
-                  c_offset=off(c_batch), epilogue=epilogue)
+                  c_offset=off(c_batch), epilogue=epilogue, packed=j is not None)
     return RenderedKernel(text, params.buffers)
 
 
-def render_attention(k: Attention, graph) -> RenderedKernel:
+def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
     s, r, c = k.scores, k.softmax, k.context
     params = _Params(graph, k.output, (s.a, s.b, c.b))
     nb = len(s.batch)
@@ -233,9 +245,11 @@ def _rows_cols_epilogue(c: Contraction, params: "_Params") -> str:
     return params.printer(table.table, {}, {ACC: "acc"})(expr)
 
 
-def render_gemm_chain(k: GemmChain, graph) -> RenderedKernel:
+def render_gemm_chain(k: GemmChain, graph, packer=no_packing) -> RenderedKernel:
     f, s2 = k.first, k.second
-    params = _Params(graph, k.output, (f.a, f.b, s2.b))
+    j1, j2 = packer(f), packer(s2)
+    params = _Params(graph, k.output, (f.a, f.b if j1 is None else f"{PACKED}{j1}",
+                                       s2.b if j2 is None else f"{PACKED}{j2}"))
     epilogue1, epilogue2 = _rows_cols_epilogue(f, params), _rows_cols_epilogue(s2, params)  # before declaration()
     text = render("host/gemm_chain.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
                   rows=k.rows_per_block, m=f.m, n1=f.n, k1=f.k, n2=s2.n, alpha1=float_literal(f.alpha),
@@ -243,7 +257,7 @@ def render_gemm_chain(k: GemmChain, graph) -> RenderedKernel:
                   a1_row_step=1 if f.trans_a else (f.lda or f.k), b1_offset=f.b_offset,
                   ldb1=f.ldb or (f.k if f.trans_b else f.n), tb1=int(f.trans_b), epilogue1=epilogue1,
                   alpha2=float_literal(s2.alpha), b2_offset=s2.b_offset, ldb2=s2.ldb or (s2.k if s2.trans_b else s2.n),
-                  tb2=int(s2.trans_b), epilogue2=epilogue2)
+                  tb2=int(s2.trans_b), epilogue2=epilogue2, packed1=j1 is not None, packed2=j2 is not None)
     return RenderedKernel(text, params.buffers)
 
 
@@ -252,6 +266,8 @@ _RENDER = {Pointwise: render_pointwise, Reduction: render_reduction, Contraction
 
 
 def pointer(plan: MemoryPlan, graph, name: str, writable: bool) -> str:
+    if name.startswith(PACKED):
+        return f"P[{name[len(PACKED):]}]"
     loc = plan.location(name)
     t = ("" if writable else "const ") + c_type(graph.values[name].dtype)
     if loc.kind in ("input", "output"):
@@ -270,8 +286,20 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
     g = model.graph
     functions: dict[str, tuple[str, str]] = {}  # body text -> (name, comment of its first use)
     calls = []
+    packs: list[tuple] = []
+
+    def packer(c: Contraction):
+        """Index of ``c``'s B in the table of weights packed at load, or None if B is not constant."""
+        loc = plan.location(c.b)
+        if loc.kind != "weights" or any(c.b_strides):
+            return None
+        spec = (loc.at + 4 * c.b_offset, c.k, c.n, c.ldb or (c.k if c.trans_b else c.n), int(c.trans_b))
+        if spec not in packs:
+            packs.append(spec)
+        return packs.index(spec)
+
     for k in model.kernels:
-        rk = _RENDER[type(k)](k, g)
+        rk = _RENDER[type(k)](k, g, packer)
         comment, body = rk.text.split("\n", 1)  # identical bodies share a function
         fname = functions.setdefault(body, (f"k{len(functions)}", comment))[0]
         args = [pointer(plan, g, b, i == 0) for i, b in enumerate(rk.buffers)]
@@ -283,5 +311,6 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
                   n_calls=len(model.kernels), n_functions=len(functions), arena_bytes=plan.arena_bytes,
                   weights_bytes=plan.weights_bytes, functions=sources,
                   input_bytes=[g.values[i].nbytes for i in g.inputs] or [0],
-                  output_bytes=[g.values[o].nbytes for o in g.outputs], calls=calls)
+                  output_bytes=[g.values[o].nbytes for o in g.outputs], calls=calls,
+                  packs=["{" + ", ".join(map(str, p)) + "}" for p in packs])
     return HostSource(text, len(functions), len(model.kernels))

@@ -3,7 +3,6 @@ and numerics against onnxruntime (float32, rtol 1e-5 / atol 1e-5 unless stated).
 mixing elementwise, broadcast, reduction, transpose and matmul nodes agree fused vs unfused."""
 from __future__ import annotations
 
-from collections import Counter
 
 import numpy as np
 import pytest

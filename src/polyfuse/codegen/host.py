@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from ..build.memory import MemoryPlan, kernel_reads
-from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Pointwise, Reduction
+from ..build.memory import MemoryPlan
+from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Pointwise, Reduction, linear, strides
 from ..kernel.lower import LoweredModel
 from .printer import CPrinter, c_type, float_literal
 from .templates import render
@@ -23,18 +23,6 @@ def safe_comment(text: str, limit: int = 160) -> str:
     """Make model-provided text safe inside a // comment: no newlines, backslashes or */."""
     s = re.sub(r"[^A-Za-z0-9_.:;,=()\[\] +-]", "_", text)
     return s[:limit] + ("..." if len(s) > limit else "")
-
-
-def strides(shape) -> list[int]:
-    out, s = [], 1
-    for d in reversed(shape):
-        out.append(s)
-        s *= int(d)
-    return out[::-1]
-
-
-def linear(index, shape) -> sympy.Expr:
-    return sympy.expand(sum((i * s for i, s, d in zip(index, strides(shape), shape) if d != 1), sympy.Integer(0)))
 
 
 PACKED = "\x00packed:"  # buffer-name prefix of pre-packed GEMM weights (never a model name: NUL)
@@ -235,12 +223,12 @@ def _rows_cols_epilogue(c: Contraction, params: "_Params") -> str:
     """``c``'s epilogue printed over (i0, i1) = (row, column) of its M x N result."""
     if sympy.sympify(c.epilogue) == ACC:
         return ""
-    from ..fusion.compose import LoadTable, instantiate
+    from ..fusion.compose import instantiate
     from ..fusion.indexing import reshape_index, simplify_index
 
     idx = reshape_index(IDX[:2], (c.m, c.n), c.out_shape)
     idx = [simplify_index(i, {IDX[0]: c.m, IDX[1]: c.n}) for i in idx]
-    table = LoadTable({})
+    table = Loads()
     expr = instantiate(c.epilogue, c.loads, idx, table)
     return params.printer(table.table, {}, {ACC: "acc"})(expr)
 

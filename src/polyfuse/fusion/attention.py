@@ -42,7 +42,8 @@ def _prod(xs) -> int:
     return out
 
 
-def _consumers(kernels, views) -> dict:
+def consumers(kernels, views) -> dict:
+    """base buffer -> [(kernel, how)], how in {"a", "b"} for GEMM operands, else "load"."""
     out: dict = {}
     for k in kernels:
         if isinstance(k, Contraction):
@@ -56,7 +57,7 @@ def _consumers(kernels, views) -> dict:
 def fuse_attention(kernels: list, shapes, views, outputs) -> int:
     """Replace every scores -> softmax -> context triple in ``kernels`` in place; returns how many."""
     producers = {k.output: k for k in kernels}
-    users = _consumers(kernels, views)
+    users = consumers(kernels, views)
     triples = []
     for r in kernels:
         if not isinstance(r, Reduction) or r.output in outputs:

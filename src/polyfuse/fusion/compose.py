@@ -10,33 +10,11 @@ Every function here returns a new kernel and leaves its arguments unchanged.
 from __future__ import annotations
 
 import dataclasses
-import re
-
 import sympy
 
-from ..kernel.ir import IDX, Contraction, Pointwise, Reduction
-from ..kernel.ir import Load
+from ..kernel.ir import IDX, Contraction, Pointwise, Reduction, linear
+from ..kernel.ir import Load, Loads
 from .indexing import extents_of, reshape_index, simplify_index
-
-
-class LoadTable:
-    """A kernel's loads, allocating fresh symbols ``L<n>`` and sharing identical loads."""
-
-    def __init__(self, table: dict, reserved=()):
-        self.table = dict(table)
-        names = [s.name for s in list(self.table) + list(reserved)]
-        nums = [int(m.group(1)) for n in names if (m := re.fullmatch(r"L(\d+)", n))]
-        self.next = max(nums, default=-1) + 1
-
-    def __call__(self, buffer: str, index) -> sympy.Symbol:
-        load = Load(buffer, tuple(sympy.sympify(i) for i in index))
-        for sym, known in self.table.items():
-            if known == load:
-                return sym
-        sym = sympy.Symbol(f"L{self.next}")
-        self.next += 1
-        self.table[sym] = load
-        return sym
 
 
 def space(k) -> tuple:
@@ -73,7 +51,7 @@ def _dependency_order(loads: dict) -> list:
     return order
 
 
-def instantiate(expr, loads: dict, index, table: LoadTable, keep=()):
+def instantiate(expr, loads: dict, index, table: Loads):
     """``expr`` (over IDX and ``loads``) evaluated at ``index``; its loads re-registered in ``table``.
 
     Substitution is simultaneous, so symbols inside ``index`` are never rewritten again.
@@ -102,7 +80,7 @@ def inline_producer(k, producer: Pointwise, shapes, views):
         base, idx = base_index(load, shapes, views)
         if base == producer.output:
             targets[sym] = [simplify_index(i, extents) for i in idx]
-    table = LoadTable({s: l for s, l in k.loads.items() if s not in targets}, reserved=targets)
+    table = Loads({s: l for s, l in k.loads.items() if s not in targets}, reserved=targets)
     replace = {sym: instantiate(producer.body, producer.loads, idx, table) for sym, idx in targets.items()}
     loads = {s: Load(l.buffer, tuple(sympy.sympify(i).xreplace(replace) for i in l.index))
              for s, l in table.table.items()}
@@ -113,8 +91,6 @@ def inline_producer(k, producer: Pointwise, shapes, views):
 def reads_at_identity(consumer: Pointwise, buffer: str, shape, shapes, views) -> bool:
     """True when every load of ``buffer`` in ``consumer`` reads the element with the same linear
     offset as the one the consumer writes (elementwise after a reshape)."""
-    from ..codegen.host import linear
-
     target = sympy.expand(linear(IDX[:len(consumer.shape)], consumer.shape))
     extents = extents_of(consumer.shape)
     found = False
@@ -138,7 +114,7 @@ def merge_epilogue(producer, consumer: Pointwise, shapes, views):
     sources = producer.sources + [s for s in consumer.sources if s not in producer.sources]
     if isinstance(producer, Contraction):
         # iterate the consumer's space: express the GEMM epilogue there
-        table = LoadTable({})
+        table = Loads({})
         idx = reshape_index(IDX[:len(consumer.shape)], consumer.shape, producer.out_shape)
         idx = [simplify_index(i, extents_of(consumer.shape)) for i in idx]
         epi = instantiate(producer.epilogue, producer.loads, idx, table)
@@ -155,12 +131,12 @@ def merge_epilogue(producer, consumer: Pointwise, shapes, views):
         out_space = producer.out_shape
     cidx = reshape_index(rvars, out_space, consumer.shape)
     cidx = [simplify_index(i, extents_of(producer.shape)) for i in cidx]
-    table = LoadTable(producer.loads)
+    table = Loads(producer.loads)
     body = _substitute_reads(consumer, producer.output, producer.body, table, cidx, shapes, views)
     return dataclasses.replace(producer, output=consumer.output, body=body, loads=table.table, sources=sources)
 
 
-def _substitute_reads(consumer: Pointwise, buffer: str, value, table: LoadTable, at, shapes, views):
+def _substitute_reads(consumer: Pointwise, buffer: str, value, table: Loads, at, shapes, views):
     """The consumer's body at index ``at``, its reads of ``buffer`` replaced by ``value``."""
     own = {s: l for s, l in consumer.loads.items() if base_index(l, shapes, views)[0] != buffer}
     reads = {s: sympy.Dummy(s.name) for s in consumer.loads if s not in own}
@@ -206,7 +182,7 @@ def _fresh_accs(r: Reduction, taken) -> tuple[list, dict]:
 
 def merge_row_consumer(r: Reduction, consumer: Pointwise, shapes, views) -> Reduction:
     """A pointwise consumer reading ``r``'s row value becomes ``r``'s per-element body."""
-    table = LoadTable(r.loads)
+    table = Loads(r.loads)
     body = _substitute_reads(consumer, r.output, r.body, table, IDX[:len(r.shape)], shapes, views)
     return dataclasses.replace(r, output=consumer.output, out_shape=tuple(consumer.shape), keep_shape=True, body=body,
                                loads=table.table, sources=r.sources + [s for s in consumer.sources if s not in r.sources])
@@ -216,7 +192,7 @@ def merge_stage(first: Reduction, second: Reduction, shapes, views) -> Reduction
     """``first`` (read by ``second`` as a row value) becomes ``second``'s earlier stages."""
     stages, ren = _fresh_accs(first, [a for a, _, _ in second.stages])
     value = sympy.sympify(first.body).xreplace(ren)
-    table = LoadTable({}, reserved=list(second.loads) + list(first.loads))
+    table = Loads({}, reserved=list(second.loads) + list(first.loads))
     mapping = {}
     for sym, load in first.loads.items():
         mapping[sym] = table(load.buffer, load.index)

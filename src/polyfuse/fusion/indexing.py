@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..kernel.ir import IDX
-
-
-def _linear(index, shape):
-    out, stride = sympy.Integer(0), 1
-    for i, d in zip(reversed(index), reversed(shape)):
-        out += i * stride
-        stride *= int(d)
-    return out
+from ..kernel.ir import IDX, linear
 
 
 def _groups(a, b):
@@ -47,7 +39,7 @@ def reshape_index(index, from_shape, to_shape):
         return tuple(index)
     out = [sympy.Integer(0)] * len(to_shape)
     for ga, gb in _groups(list(from_shape), list(to_shape)):
-        lin = _linear([index[d] for d in ga], [from_shape[d] for d in ga])
+        lin = linear([index[d] for d in ga], [from_shape[d] for d in ga])
         stride = 1
         for d in reversed(gb):
             n = int(to_shape[d])

@@ -16,7 +16,7 @@ import numpy as np
 
 import sympy
 
-from ..kernel.ir import ACC, IDX, Contraction, Pointwise
+from ..kernel.ir import IDX, Contraction, Pointwise, strides
 from .compose import base_index
 from .indexing import extents_of, reshape_index, simplify_index
 
@@ -36,14 +36,6 @@ def _affine(expr, nvars: int):
         else:
             return None
     return coefs, const
-
-
-def _strides(shape) -> list:
-    out, s = [], 1
-    for d in reversed(shape):
-        out.append(s)
-        s *= int(d)
-    return out[::-1]
 
 
 def scaled_load(p: Pointwise):
@@ -83,7 +75,7 @@ def absorb_operand(c: Contraction, which: str, p: Pointwise, shapes, views):
     base, idx = base_index(p.loads[sym], shapes, views)
     idx = [simplify_index(i, extents_of(pshape)) for i in idx]
     src = [simplify_index(sympy.sympify(i).xreplace({IDX[d]: a for d, a in enumerate(at)}), extents) for i in idx]
-    aff = _affine(sum((i * st for i, st in zip(src, _strides(shapes[base]))), sympy.Integer(0)), nb + 2)
+    aff = _affine(sum((i * st for i, st in zip(src, strides(shapes[base]))), sympy.Integer(0)), nb + 2)
     if aff is None:
         return None
     coefs, offset = aff
@@ -117,7 +109,7 @@ def absorb_output(c: Contraction, p: Pointwise, shapes, views):
     if base != c.output:
         return None
     idx = [simplify_index(i, extents_of(p.shape)) for i in idx]
-    pstr = _strides(p.shape)
+    pstr = strides(p.shape)
     cstr = []
     for d, e in enumerate(idx):
         if natural[d] == 1:
@@ -130,7 +122,3 @@ def absorb_output(c: Contraction, p: Pointwise, shapes, views):
         return None
     return dataclasses.replace(c, output=p.output, c_strides=tuple(cstr),
                                sources=c.sources + [s for s in p.sources if s not in c.sources])
-
-
-def is_pure_epilogue(c: Contraction) -> bool:
-    return sympy.sympify(c.epilogue) == ACC

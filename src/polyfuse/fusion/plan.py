@@ -36,7 +36,7 @@ from ..kernel.ir import Attention, Contraction, GemmChain, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .compose import (exprs, inline_producer, merge_epilogue, merge_row_consumer, merge_stage, reads_at_identity,
                       reads_row_result)
-from .attention import _consumers, fuse_attention
+from .attention import consumers, fuse_attention
 from .gemm_chain import fuse_gemm_chains
 from .operands import absorb_operand, absorb_output
 
@@ -245,8 +245,9 @@ def fuse(model: LoweredModel) -> FusionReport:
         while planner.epilogue_pass(rows) | planner.operand_pass() | planner.inline_pass():
             pass
     report.attention = fuse_attention(model.kernels, planner.shapes, planner.views, planner.outputs)
-    report.gemm_chains = fuse_gemm_chains(model.kernels, lambda b: _consumers(model.kernels, planner.views).get(b, []),
-                                          planner.views, planner.outputs, planner.refuse)
+    readers = consumers(model.kernels, planner.views)  # chaining replaces only each pair's own kernels
+    report.gemm_chains = fuse_gemm_chains(model.kernels, lambda b: readers.get(b, []), planner.views,
+                                          planner.outputs, planner.refuse)
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]
     report.kernels_after = len(model.kernels)

@@ -15,12 +15,27 @@ dimension; index expressions may contain other loads (Gather).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 
 import sympy
 
 IDX = tuple(sympy.Symbol(f"i{d}", integer=True, nonnegative=True) for d in range(12))
 ACC = sympy.Symbol("acc")
+
+
+def strides(shape) -> list[int]:
+    """Row-major element strides of ``shape``."""
+    out, s = [], 1
+    for d in reversed(shape):
+        out.append(s)
+        s *= int(d)
+    return out[::-1]
+
+
+def linear(index, shape) -> sympy.Expr:
+    """The row-major linear offset of ``index`` in ``shape`` (dims of extent 1 contribute 0)."""
+    return sympy.expand(sum((i * s for i, s, d in zip(index, strides(shape), shape) if d != 1), sympy.Integer(0)))
 
 
 @dataclass(frozen=True)
@@ -29,18 +44,23 @@ class Load:
     index: tuple  # one sympy expression per dimension of the buffer
 
 
-@dataclass
 class Loads:
-    """The loads of one kernel: ``sym -> Load``; the same (buffer, index) gets one symbol."""
+    """A kernel's loads, ``symbol -> Load``: identical loads share one symbol, and new symbols
+    ``L<n>`` never reuse a name in ``table`` or ``reserved``."""
 
-    table: dict = field(default_factory=dict)
+    def __init__(self, table: dict | None = None, reserved=()):
+        self.table = dict(table or {})
+        names = [s.name for s in list(self.table) + list(reserved)]
+        nums = [int(m.group(1)) for n in names if (m := re.fullmatch(r"L(\d+)", n))]
+        self.next = max(nums, default=-1) + 1
 
     def __call__(self, buffer: str, index) -> sympy.Symbol:
         load = Load(buffer, tuple(sympy.sympify(i) for i in index))
         for sym, known in self.table.items():
             if known == load:
                 return sym
-        sym = sympy.Symbol(f"L{len(self.table)}")
+        sym = sympy.Symbol(f"L{self.next}")
+        self.next += 1
         self.table[sym] = load
         return sym
 

@@ -125,7 +125,8 @@ def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
         e = pr(sympy.sympify(expr).subs(zero))
         step = f"{acc} = pf_max({acc}, {e})" if comb == "max" else f"{acc} += {e}"
         finish = f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
-        out.append(dict(acc=acc, init=_INIT[comb].format(t=acc_t), step=step, finish=finish))
+        out.append(dict(acc=acc, init=_INIT[comb].format(t=acc_t), step=step, finish=finish,
+                        simd=f"#pragma omp simd reduction({'max' if comb == 'max' else '+'}:{acc})"))
     return out
 
 

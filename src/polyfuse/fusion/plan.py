@@ -19,8 +19,9 @@ Legality (by kernel kind, as in DNNFusion's mapping-type table):
     Contraction           epilogue or output strides if the consumer only permutes
 
 Profitability: an inline removes one intermediate tensor (its bytes written and read once).
-A producer with several consumers is recomputed in each, so it is inlined only when it is
-cheap (:data:`RECOMPUTE_OPS`); a composed expression is capped at :data:`MAX_OPS`. Every
+Consumers that iterate more elements than the producer has (several consumers, or one that
+broadcasts it) recompute it; that is allowed only while the extra operations stay within
+:data:`RECOMPUTE_OPS` per producer element. A composed expression is capped at :data:`MAX_OPS`. Every
 fused group stays convex: a producer is removed only when all its consumers absorbed it, and
 an epilogue only absorbs the single consumer of its kernel, placed at the consumer.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy
 
 from ..kernel.ir import Attention, Contraction, GemmChain, Pointwise, Reduction
@@ -40,7 +42,7 @@ from .attention import consumers, fuse_attention
 from .gemm_chain import fuse_gemm_chains
 from .operands import absorb_operand, absorb_output
 
-RECOMPUTE_OPS = 4  # a producer read by several kernels is recomputed only if this cheap
+RECOMPUTE_OPS = 4  # extra operations per producer element that recomputation may cost
 MAX_OPS = 400  # never grow one kernel's expressions beyond this many operations
 
 
@@ -77,6 +79,11 @@ def ops_after_cse(k) -> int:
         temps, reduced = sympy.cse([sympy.sympify(e) for e in exprs(part)])
         total += sum(sympy.count_ops(e) for _, e in temps) + sum(sympy.count_ops(e) for e in reduced)
     return total
+
+
+def _elements(k) -> int:
+    shape = k.out_shape if isinstance(k, Contraction) else k.shape
+    return int(np.prod(shape, dtype=np.int64))
 
 
 def _label(k) -> str:
@@ -145,9 +152,10 @@ class _Planner:
                 c = next(c for c, how in users if how == "operand")
                 self.refuse(p, c, "it is an operand of a matrix product, which reads memory directly")
                 continue
-            if len(users) > 1 and ops(p) > RECOMPUTE_OPS:
-                self.refuse(p, consumers[0], f"{len(users)} kernels read it; recomputing its {ops(p)} operations "
-                            "in each would cost more than the memory traffic saved")
+            extra = ops(p) * (sum(_elements(c) for c in consumers) / max(1, _elements(p)) - 1)
+            if extra > RECOMPUTE_OPS:
+                self.refuse(p, consumers[0], f"{len(users)} kernel(s) read it over {sum(_elements(c) for c in consumers)} "
+                            f"elements; recomputing its {ops(p)} operations for each would cost more than writing it once")
                 continue
             fused = [inline_producer(c, p, self.shapes, self.views) for c in consumers]
             big = next((f for f in fused if ops(f) > MAX_OPS), None)

@@ -17,7 +17,7 @@ import numpy as np
 from ..kernel.ir import Contraction, GemmChain
 
 MAX_SECOND_WEIGHTS = 1 << 20  # bytes of W2 re-packed per row block
-TILE_BYTES = 1 << 16  # target size of one block of the intermediate
+TILE_BYTES = 1 << 17  # target size of one block of the intermediate
 
 
 def _plain_rows(c: Contraction) -> bool:
@@ -55,7 +55,7 @@ def fuse_gemm_chains(kernels: list, readers, views, outputs, refuse) -> int:
         if why:
             refuse(first, second, why)
             continue
-        rows = max(4, min(32, TILE_BYTES // (4 * first.n)))
+        rows = max(4, min(64, TILE_BYTES // (4 * first.n)))
         chain = GemmChain(second.output, first, second, first.sources + second.sources, rows)
         kernels[next(i for i, k in enumerate(kernels) if k is second)] = chain
         kernels[:] = [k for k in kernels if k is not first]

@@ -29,14 +29,23 @@ def ort_session(path, threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def time_alternating(fns: dict, repeat: int, warmup: int = 3) -> dict:
-    """Run each callable ``warmup`` times, then ``repeat`` rounds alternating; seconds per run."""
+SETTLE_S = 0.05  # pause before each timed run
+
+
+def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle: float = SETTLE_S) -> dict:
+    """Run each callable ``warmup`` times, then ``repeat`` rounds alternating; seconds per run.
+
+    Before each timed run the process pauses ``settle`` seconds: runtimes keep their worker
+    threads spinning for a while after a run (onnxruntime's for more than 10 ms), and without
+    a pause the next runtime measured shares the cores with them (measured on MobileBERT,
+    2 cores: polyfuse 111 ms right after onnxruntime, 62 ms after a 50 ms pause)."""
     for f in fns.values():
         for _ in range(warmup):
             f()
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
+            time.sleep(settle)
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)

@@ -161,10 +161,7 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
     pr = params.printer({}, {})
     off = lambda st, base=0: pr(sum((v * s for v, s in zip(bvars, st)), sympy.Integer(base)))  # noqa: E731
     natural = tuple(k.batch) + (k.m, k.n)
-    if k.c_strides is not None:
-        c_batch, ldc = k.c_strides[:nb], k.c_strides[nb]
-    else:
-        c_batch, ldc = [k.m * k.n * int(np.prod(k.batch[d + 1:], dtype=np.int64)) for d in range(nb)], k.n
+    c_batch, ldc = k.c_addressing()
     epilogue = None
     if sympy.sympify(k.epilogue) != ACC:
         shape = k.out_shape if k.c_strides is None else natural
@@ -177,8 +174,8 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
                         body=epr(sympy.sympify(k.epilogue).subs(zero)))
     text = render("host/contraction.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
                   batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,
-                  alpha=float_literal(k.alpha), lda=k.lda or (k.m if k.trans_a else k.k), trans_a=int(k.trans_a),
-                  ldb=k.ldb or (k.k if k.trans_b else k.n), trans_b=int(k.trans_b), ldc=ldc,
+                  alpha=float_literal(k.alpha), lda=k.ld("a"), trans_a=int(k.trans_a),
+                  ldb=k.ld("b"), trans_b=int(k.trans_b), ldc=ldc,
                   a_offset=off(k.a_strides, k.a_offset), b_offset=off(k.b_strides, k.b_offset),
                   c_offset=off(c_batch), epilogue=epilogue, packed=j is not None)
     return RenderedKernel(text, params.buffers)
@@ -198,23 +195,19 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
     spr = params.printer(s.loads, {}, {ACC: "acc"})
     rpr = params.printer({x: l for x, l in r.loads.items() if x not in tile}, {}, {**tile, **{a: str(a) for a, _, _ in r.stages}})
     acc_t = c_type(r.acc_dtype if r.acc_dtype is not None else np.float32)
-    if c.c_strides is not None:
-        c_batch, ldc = c.c_strides[:nb], c.c_strides[nb]
-        c_out = sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))
-    else:
-        c_batch = [c.m * c.n * int(np.prod(c.batch[d + 1:], dtype=np.int64)) for d in range(nb)]
-        ldc = c.n
-        c_out = linear(IDX[:nb + 2], tuple(c.batch) + (c.m, c.n))
+    c_batch, ldc = c.c_addressing()
+    c_out = linear(IDX[:nb + 2], tuple(c.batch) + (c.m, c.n)) if c.c_strides is None else \
+        sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))
     cpr = params.printer(c.loads, {}, {ACC: "acc"})
     epi = lambda x, p: "" if sympy.sympify(x) == ACC else p(x)  # noqa: E731
     text = render("host/attention.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
-                  alpha1=float_literal(s.alpha), lda1=s.lda or (s.m if s.trans_a else s.k), ta1=int(s.trans_a),
-                  ldb1=s.ldb or (s.k if s.trans_b else s.n), tb1=int(s.trans_b),
+                  alpha1=float_literal(s.alpha), lda1=s.ld("a"), ta1=int(s.trans_a),
+                  ldb1=s.ld("b"), tb1=int(s.trans_b),
                   a1_offset=off(s.a_strides, s.a_offset), b1_offset=off(s.b_strides, s.b_offset),
                   scores_epilogue=epi(s.epilogue, spr), stages=_stages(r, rpr, {}, acc_t), acc_t=acc_t,
-                  softmax_body=rpr(r.body), alpha2=float_literal(c.alpha), ldb2=c.ldb or (c.k if c.trans_b else c.n),
+                  softmax_body=rpr(r.body), alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
                   tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
                   context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
     return RenderedKernel(text, params.buffers)
@@ -242,10 +235,10 @@ def render_gemm_chain(k: GemmChain, graph, packer=no_packing) -> RenderedKernel:
     epilogue1, epilogue2 = _rows_cols_epilogue(f, params), _rows_cols_epilogue(s2, params)  # before declaration()
     text = render("host/gemm_chain.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
                   rows=k.rows_per_block, m=f.m, n1=f.n, k1=f.k, n2=s2.n, alpha1=float_literal(f.alpha),
-                  a1_offset=f.a_offset, lda1=f.lda or (f.m if f.trans_a else f.k), ta1=int(f.trans_a),
-                  a1_row_step=1 if f.trans_a else (f.lda or f.k), b1_offset=f.b_offset,
-                  ldb1=f.ldb or (f.k if f.trans_b else f.n), tb1=int(f.trans_b), epilogue1=epilogue1,
-                  alpha2=float_literal(s2.alpha), b2_offset=s2.b_offset, ldb2=s2.ldb or (s2.k if s2.trans_b else s2.n),
+                  a1_offset=f.a_offset, lda1=f.ld("a"), ta1=int(f.trans_a),
+                  a1_row_step=1 if f.trans_a else f.ld("a"), b1_offset=f.b_offset,
+                  ldb1=f.ld("b"), tb1=int(f.trans_b), epilogue1=epilogue1,
+                  alpha2=float_literal(s2.alpha), b2_offset=s2.b_offset, ldb2=s2.ld("b"),
                   tb2=int(s2.trans_b), epilogue2=epilogue2, packed1=j1 is not None, packed2=j2 is not None)
     return RenderedKernel(text, params.buffers)
 
@@ -282,7 +275,7 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
         loc = plan.location(c.b)
         if loc.kind != "weights" or any(c.b_strides):
             return None
-        spec = (loc.at + 4 * c.b_offset, c.k, c.n, c.ldb or (c.k if c.trans_b else c.n), int(c.trans_b))
+        spec = (loc.at + 4 * c.b_offset, c.k, c.n, c.ld("b"), int(c.trans_b))
         if spec not in packs:
             packs.append(spec)
         return packs.index(spec)

@@ -31,15 +31,7 @@ def match_attention(s: Contraction, r: Reduction, c: Contraction, shapes, views)
             and _reads_elementwise(r, s.output, shapes, views)
             and c.a == r.output and not c.trans_a and c.lda is None and c.a_offset == 0
             and tuple(c.batch) == tuple(s.batch) and c.m == s.m and c.k == s.n
-            and all(st == s.m * s.n * _prod(s.batch[d + 1:]) or n == 1
-                    for d, (st, n) in enumerate(zip(c.a_strides, s.batch))))
-
-
-def _prod(xs) -> int:
-    out = 1
-    for x in xs:
-        out *= int(x)
-    return out
+            and all(st == cst or n == 1 for st, cst, n in zip(c.a_strides, s.c_addressing()[0], s.batch)))
 
 
 def consumers(kernels, views) -> dict:

@@ -50,19 +50,30 @@ def reshape_index(index, from_shape, to_shape):
     return tuple(out)
 
 
-def _bounds(expr, extents):
-    """(lo, hi) of an affine integer expression given variable extents, or None."""
-    expr = sympy.expand(expr)
-    lo = hi = 0
-    for term in sympy.Add.make_args(expr):
+def affine_terms(expr):
+    """({symbol: coefficient}, constant) of a sum of numeric multiples of symbols, else None."""
+    coefs, const = {}, sympy.Integer(0)
+    for term in sympy.Add.make_args(sympy.expand(expr)):
         c, rest = term.as_coeff_Mul()
         if rest == 1:
-            lo, hi = lo + c, hi + c
-        elif rest in extents:
-            span = c * (extents[rest] - 1)
-            lo, hi = lo + min(0, span), hi + max(0, span)
+            const += c
+        elif rest.is_Symbol:
+            coefs[rest] = coefs.get(rest, 0) + c
         else:
             return None
+    return coefs, const
+
+
+def _bounds(expr, extents):
+    """(lo, hi) of an affine integer expression given variable extents, or None."""
+    terms = affine_terms(expr)
+    if terms is None or any(v not in extents for v in terms[0]):
+        return None
+    coefs, lo = terms
+    hi = lo
+    for v, c in coefs.items():
+        span = c * (extents[v] - 1)
+        lo, hi = lo + min(0, span), hi + max(0, span)
     return lo, hi
 
 

@@ -18,24 +18,18 @@ import sympy
 
 from ..kernel.ir import IDX, Contraction, Pointwise, strides
 from .compose import base_index
-from .indexing import extents_of, reshape_index, simplify_index
+from .indexing import affine_terms, extents_of, reshape_index, simplify_index
 
 
 def _affine(expr, nvars: int):
-    """(coefficients of IDX[:nvars], constant) of an integer affine expression, else None."""
-    expr = sympy.expand(expr)
-    coefs, const = [0] * nvars, 0
-    for term in sympy.Add.make_args(expr):
-        c, rest = term.as_coeff_Mul()
-        if not c.is_Integer:
-            return None
-        if rest == 1:
-            const += int(c)
-        elif rest in IDX[:nvars]:
-            coefs[IDX.index(rest)] += int(c)
-        else:
-            return None
-    return coefs, const
+    """(integer coefficients of IDX[:nvars], integer constant) of an affine expression, else None."""
+    terms = affine_terms(expr)
+    if terms is None:
+        return None
+    coefs, const = terms
+    if not const.is_Integer or any(v not in IDX[:nvars] or not sympy.sympify(c).is_Integer for v, c in coefs.items()):
+        return None
+    return [int(coefs.get(v, 0)) for v in IDX[:nvars]], int(const)
 
 
 def scaled_load(p: Pointwise):
@@ -66,7 +60,7 @@ def absorb_operand(c: Contraction, which: str, p: Pointwise, shapes, views):
     nb = len(c.batch)
     b, r, col = IDX[:nb], IDX[nb], IDX[nb + 1]
     extents = {**{v: int(n) for v, n in zip(b, c.batch)}, r: int(s0), col: int(s1)}
-    ld = getattr(c, f"ld{which}") or s1
+    ld = c.ld(which)
     batch_strides = getattr(c, f"{which}_strides")
     pos = getattr(c, f"{which}_offset") + sum((v * st for v, st in zip(b, batch_strides)), sympy.Integer(0)) \
         + r * ld + col

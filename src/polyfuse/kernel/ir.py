@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import sympy
 
 IDX = tuple(sympy.Symbol(f"i{d}", integer=True, nonnegative=True) for d in range(12))
@@ -112,6 +113,22 @@ class Contraction:
     a_offset: int = 0  # element offset of A's first element in its buffer
     b_offset: int = 0
     c_strides: tuple | None = None  # element strides of the output per out_shape dim (last must be 1)
+
+    def ld(self, which: str) -> int:
+        """Leading dimension of operand ``which`` ("a" or "b") as stored: the absorbed one, or
+        the contiguous default (stored columns; rows of op(X) when transposed)."""
+        explicit = self.lda if which == "a" else self.ldb
+        if explicit:
+            return explicit
+        rows, cols = (self.m, self.k) if which == "a" else (self.k, self.n)
+        return rows if getattr(self, f"trans_{which}") else cols
+
+    def c_addressing(self) -> tuple[list, int]:
+        """(element stride per batch dim, ldc) of the output: absorbed strides or contiguous."""
+        nb = len(self.batch)
+        if self.c_strides is not None:
+            return list(self.c_strides[:nb]), self.c_strides[nb]
+        return [self.m * self.n * int(np.prod(self.batch[d + 1:], dtype=np.int64)) for d in range(nb)], self.n
 
 
 @dataclass

@@ -240,7 +240,7 @@ def test_mapping_type_is_derived_from_the_form(op, inputs, attrs, expected):
     names = [f"x{i}" for i in range(len(inputs))]
     m = model([helper.make_node(op, names, ["y"], **attrs)], [(n, np.float32, s) for n, s in zip(names, inputs)],
               [("y", np.float32, None)])
-    (k,) = lower_graph(frontend(m, fusion=False).graph).kernels
+    (k,) = lower_graph(frontend(m).graph).kernels
     assert mapping_type(k) is Mapping[expected]
 
 
@@ -252,5 +252,16 @@ def test_slice_and_gather_are_reorganize():
     nodes = [helper.make_node("Slice", ["x", "st", "en"], ["s"]), helper.make_node("Gather", ["x", "ids"], ["g"])]
     m = model(nodes, [("x", np.float32, [6, 5]), ("ids", np.int64, [3])], [("s", np.float32, None),
               ("g", np.float32, None)], [("st", np.array([1])), ("en", np.array([4]))])
-    ks = lower_graph(frontend(m, fusion=False).graph).kernels
+    ks = lower_graph(frontend(m).graph).kernels
     assert [mapping_type(k) for k in ks] == [Mapping.REORGANIZE, Mapping.REORGANIZE]
+
+
+def test_inspect_counts_unfused_and_fused_from_one_import():
+    """Parallel MatMuls are fused at graph level; the unfused figures still describe the original graph."""
+    nodes = [n for i in range(3) for n in (helper.make_node("MatMul", ["x", f"w{i}"], [f"m{i}"]),
+                                           helper.make_node("Add", [f"m{i}", f"b{i}"], [f"y{i}"]))]
+    m = model(nodes, [("x", np.float32, [4, 8])], [(f"y{i}", np.float32, None) for i in range(3)],
+              [(f"w{i}", f32(8, 8)) for i in range(3)] + [(f"b{i}", f32(8)) for i in range(3)])
+    s, _, _ = summarize(m)  # the per-branch MatMul results exist only in the unfused graph
+    assert s["kernels_unfused"] == 6 and s["intermediate_bytes_unfused"] == 3 * 4 * 8 * 4
+    assert s["kernels"] == 4 and s["kernels_by_kind"] == {"contraction": 1, "pointwise": 3}

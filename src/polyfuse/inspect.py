@@ -17,18 +17,19 @@ def intermediate_bytes(lowered) -> int:
 
 
 def summarize(model, shapes=None, fusion: bool = True) -> tuple[dict, object, object]:
-    unfused = lower_graph(frontend(model, shapes, fusion=False).graph)
-    comp = frontend(model, shapes, fusion)
+    comp = frontend(model, shapes)  # imported once; the unfused figures are taken before fusion edits the graph
+    unfused = lower_graph(comp.graph)
+    unfused_bytes = intermediate_bytes(unfused)
+    mappings = Counter(mapping_type(k).name.lower() for k in unfused.kernels)
     kernels(comp, fusion)
     lowered, report = comp.lowered, comp.fusion
     kinds = Counter(type(k).__name__.lower() for k in lowered.kernels)
-    mappings = Counter(mapping_type(k).name.lower() for k in unfused.kernels)
     summary = {
         "model": comp.graph.name, "opset": comp.graph.opset, "onnx_nodes": comp.onnx_nodes,
         "graph_nodes": len(comp.graph.nodes), "fusion": fusion, "kernels": len(lowered.kernels),
         "kernels_unfused": len(unfused.kernels), "kernels_by_kind": dict(sorted(kinds.items())),
         "views": len(lowered.views), "mapping_types_unfused": dict(sorted(mappings.items())),
-        "intermediate_bytes_unfused": intermediate_bytes(unfused),
+        "intermediate_bytes_unfused": unfused_bytes,
         "intermediate_bytes_fused": intermediate_bytes(lowered),
         "attention_kernels": report.attention if report else 0,
         "expression_ops_before": report.ops_before if report else None,

@@ -1,7 +1,8 @@
 """The compiler pipeline, in order. Each stage can be run, dumped and tested alone.
 
-    ONNX --import--> Graph --bind_shapes--> --fold_constants--> [--fuse_parallel_matmuls-->] --remove_identity-->
-    --remove_nan_guards--> --eliminate_dead_code--> --lower--> kernels --fuse--> fewer kernels
+    ONNX --import--> Graph --bind_shapes--> --fold_constants--> --remove_identity-->
+    --remove_nan_guards--> --eliminate_dead_code--> [--fuse_parallel_matmuls-->] --lower--> kernels
+    [--fuse-->] fewer kernels
     --plan_memory--> --generate--> C++ --build--> library
 """
 from __future__ import annotations
@@ -62,8 +63,8 @@ def check_target(target: str) -> None:
                                f"planned: {', '.join(PLANNED_TARGETS)})")
 
 
-def frontend(model, shapes=None, fusion: bool = True) -> Compilation:
-    """Import and optimise: everything up to kernels. ``fusion`` also fuses parallel MatMuls."""
+def frontend(model, shapes=None) -> Compilation:
+    """Import and optimise the graph: everything up to kernels."""
     t0 = time.perf_counter()
     graph = model if isinstance(model, Graph) else import_onnx(model)
     comp = Compilation(graph, len(graph.nodes))
@@ -75,9 +76,6 @@ def frontend(model, shapes=None, fusion: bool = True) -> Compilation:
         log.warning("note: %s", note)
     with _Stage(comp, "fold_constants", "folding constants and inferring shapes"):
         fold_constants(graph)
-    if fusion:
-        with _Stage(comp, "fuse_parallel_matmuls"):
-            fuse_parallel_matmuls(graph)
     with _Stage(comp, "remove_identity"):
         remove_identity(graph)
     with _Stage(comp, "remove_nan_guards"):
@@ -89,7 +87,12 @@ def frontend(model, shapes=None, fusion: bool = True) -> Compilation:
 
 
 def kernels(comp: Compilation, fusion: bool = True) -> Compilation:
-    """Lower to one kernel per node, then fuse."""
+    """Lower to one kernel per node, then fuse (parallel MatMuls first, at graph level)."""
+    if fusion:
+        with _Stage(comp, "fuse_parallel_matmuls"):
+            fuse_parallel_matmuls(comp.graph)
+            eliminate_dead_code(comp.graph)  # the separate weights are no longer read
+        comp.graph.verify()
     with _Stage(comp, "lower", f"lowering {len(comp.graph.nodes)} nodes to kernels"):
         comp.lowered = lower_graph(comp.graph)
     if fusion:
@@ -116,4 +119,4 @@ def backend(comp: Compilation, target: str = "host", fusion: bool = True) -> Com
 
 def compile_model(model, *, target: str = "host", shapes=None, fusion: bool = True) -> Compilation:
     check_target(target)
-    return backend(frontend(model, shapes, fusion), target, fusion)
+    return backend(frontend(model, shapes), target, fusion)

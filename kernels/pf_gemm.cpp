@@ -20,6 +20,7 @@
 // and only the valid part is copied, so nothing outside the logical matrices
 // is ever read or written.
 #include "pf_gemm.h"
+#include "pf_pool.h"
 
 #include <algorithm>
 #include <array>
@@ -397,12 +398,6 @@ void macro_kernel(int mc, int nc, int kc, const float* Ap, const float* Bp, floa
 //      thread-local scratch (or point into the pre-packed B), then sweep its
 //      rows in MC blocks with the macro-kernel.
 // ---------------------------------------------------------------------------
-#ifdef _OPENMP
-#define PF_OMP(x) _Pragma(#x)
-#else
-#define PF_OMP(x)
-#endif
-
 struct Plan {
   int kcb;        // K block depth
   int msb;        // super-block rows (multiple of MR unless == M)
@@ -444,10 +439,7 @@ void run(const Problem& p, int nthreads) {
   }
   // Don't fork for tiny problems: require ~64K multiply-adds per thread.
   const double macs = (double)p.M * p.N * p.K;
-  int nt = std::max(1, std::min(nthreads, (int)std::min(macs / 65536.0, 1024.0)));
-#ifndef _OPENMP
-  nt = 1;
-#endif
+  const int nt = std::max(1, std::min(nthreads, (int)std::min(macs / 65536.0, 1024.0)));
   const Plan pl = make_plan(p, nt);
   const int K = p.K, kcb = pl.kcb;
   const idx npad = round_up(p.N, NR);
@@ -458,24 +450,23 @@ void run(const Problem& p, int nthreads) {
   // MC blocks inside a tile, balanced and MR-aligned.
   const int mcb = (int)round_up(ceil_div(tile_rows, ceil_div(tile_rows, MC)), MR);
 
-  PF_OMP(omp parallel num_threads(nt) if (nt > 1))
-  {
-    float* Bbuf = p.packedB ? nullptr : tl_pack_b.get((size_t)chunk_cols * kcb);
-    for (int m0 = 0; m0 < p.M; m0 += pl.msb) {
-      const int rows = std::min(pl.msb, p.M - m0);
-      const int n_apan = (int)ceil_div(rows, MR), n_kb = (int)ceil_div(K, kcb);
-      // 1. Pack A super-block (one task per K block x group of 8 panels).
-      const int n_agrp = (n_apan + 7) / 8;
-      PF_OMP(omp for schedule(static))
-      for (int t = 0; t < n_kb * n_agrp; ++t) {
+  for (int m0 = 0; m0 < p.M; m0 += pl.msb) {
+    const int rows = std::min(pl.msb, p.M - m0);
+    const int n_apan = (int)ceil_div(rows, MR), n_kb = (int)ceil_div(K, kcb);
+    // 1. Pack A super-block (one task per K block x group of 8 panels).
+    const int n_agrp = (n_apan + 7) / 8;
+    pf_parallel_for(n_kb * n_agrp, 1, nt, [&](int64_t t0, int64_t t1) {
+      for (int t = (int)t0; t < (int)t1; ++t) {
         const int k0 = (t / n_agrp) * kcb, kc = std::min(kcb, K - k0);
         const int r0 = (t % n_agrp) * 8 * MR, r1 = std::min(rows, r0 + 8 * MR);
         pack_a(p.A, p.lda, p.transA, m0 + r0, r1 - r0, k0, kc, Ashared + (idx)k0 * msb_pad + (idx)r0 * kc);
       }
-      // 2. Tiles of C (implicit barrier above: A is packed).
-      const int m_tiles = (int)ceil_div(rows, tile_rows);
-      PF_OMP(omp for schedule(dynamic, 1))
-      for (int t = 0; t < n_chunks * m_tiles; ++t) {
+    });
+    // 2. Tiles of C (A is packed: pf_parallel_for returns when all ranges have run).
+    const int m_tiles = (int)ceil_div(rows, tile_rows);
+    pf_parallel_for(n_chunks * m_tiles, 1, nt, [&](int64_t t0, int64_t t1) {
+      float* Bbuf = p.packedB ? nullptr : tl_pack_b.get((size_t)chunk_cols * kcb);
+      for (int t = (int)t0; t < (int)t1; ++t) {
         const int n0 = (t / m_tiles) * chunk_cols, nc = std::min(chunk_cols, p.N - n0);
         const int r0 = (t % m_tiles) * tile_rows, r1 = std::min(rows, r0 + tile_rows);
         for (int k0 = 0; k0 < K; k0 += kcb) {
@@ -495,8 +486,8 @@ void run(const Problem& p, int nthreads) {
                          p.alpha, beta);
           }
         }
-      }  // implicit barrier: Ashared may be overwritten by the next super-block
-    }
+      }
+    });  // all tiles done: Ashared may be overwritten by the next super-block
   }
 }
 

@@ -1,4 +1,4 @@
-// pf_gemm.h - packed, register-blocked, OpenMP-threaded single-precision GEMM.
+// pf_gemm.h - packed, register-blocked, multi-threaded (pf_pool) single-precision GEMM.
 //
 // All matrices are row-major. op(X) is X (trans == 0) or X^T (trans != 0).
 //

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "kernels"
-SOURCES = [str(KERNELS / "tests" / "gemm_parity.cpp"), str(KERNELS / "pf_gemm.cpp")]
+SOURCES = [str(KERNELS / "tests" / "gemm_parity.cpp"), str(KERNELS / "pf_gemm.cpp"), str(KERNELS / "pf_pool.cpp")]
 BASE_FLAGS = ["-O2", "-std=c++17", "-Wall", "-Wextra"]
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -56,7 +56,7 @@ def _run(cmd: list[str], expect_kernel: str, timeout: float = 120) -> None:
 @needs_x86
 def test_portable_fallback(tmp_path):
     # Baseline x86-64 (SSE2 only): no AVX2/FMA macros -> portable C++ kernel.
-    exe = _build(tmp_path, "parity_portable", ["-fopenmp", "-march=x86-64", "-mtune=generic"])
+    exe = _build(tmp_path, "parity_portable", ["-pthread", "-march=x86-64", "-mtune=generic"])
     # The portable kernel is slow at -O2: one transformer-sized shape is enough.
     _run([str(exe), "--max-big", "1"], "portable-4x16")
 
@@ -65,16 +65,16 @@ def test_portable_fallback(tmp_path):
 @needs_x86
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
 def test_avx2(tmp_path):
-    exe = _build(tmp_path, "parity_avx2", ["-fopenmp", "-mavx2", "-mfma"])
+    exe = _build(tmp_path, "parity_avx2", ["-pthread", "-mavx2", "-mfma"])
     _run([str(exe)], "avx2-6x16")
 
 
 @needs_gxx
 @needs_x86
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
-def test_avx2_without_openmp(tmp_path):
-    # Built without -fopenmp the library must still work (single-threaded).
-    exe = _build(tmp_path, "parity_noomp", ["-mavx2", "-mfma"])
+def test_avx2_thread_sanitizer(tmp_path):
+    # TSan: the GEMM's shared packed-A buffer and per-thread scratch under the pool, no races.
+    exe = _build(tmp_path, "parity_tsan", ["-O1", "-pthread", "-mavx2", "-mfma", "-fsanitize=thread"])
     _run([str(exe), "--quick"], "avx2-6x16")
 
 
@@ -83,7 +83,7 @@ def test_avx2_without_openmp(tmp_path):
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
 def test_avx2_sanitizers(tmp_path):
     # ASan + UBSan (small shapes): out-of-bounds accesses, misalignment, overflow.
-    exe = _build(tmp_path, "parity_asan", ["-O1", "-fopenmp", "-mavx2", "-mfma",
+    exe = _build(tmp_path, "parity_asan", ["-O1", "-pthread", "-mavx2", "-mfma",
                                            "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
     _run([str(exe), "--quick"], "avx2-6x16")
 
@@ -96,7 +96,7 @@ AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]
 def test_avx512_compiles(tmp_path):
     # Always check the AVX-512 kernel at least compiles (most CI CPUs lack it).
     obj = tmp_path / "pf_gemm_avx512.o"
-    cmd = ["g++", *BASE_FLAGS, "-Werror", "-fopenmp", *AVX512_FLAGS, "-c", SOURCES[1], "-o", str(obj)]
+    cmd = ["g++", *BASE_FLAGS, "-Werror", *AVX512_FLAGS, "-c", SOURCES[1], "-o", str(obj)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
 
@@ -105,7 +105,7 @@ def test_avx512_compiles(tmp_path):
 @needs_x86
 @pytest.mark.skipif("avx512f" not in CPU_FLAGS, reason="CPU lacks avx512f (compile-only test covers it)")
 def test_avx512(tmp_path):
-    exe = _build(tmp_path, "parity_avx512", ["-fopenmp", *AVX512_FLAGS])
+    exe = _build(tmp_path, "parity_avx512", ["-pthread", *AVX512_FLAGS])
     _run([str(exe)], "avx512-14x32")
 
 
@@ -117,8 +117,27 @@ AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 @pytest.mark.skipif(AARCH64_CXX is None, reason="aarch64-linux-gnu-g++ not installed "
                     "(apt-get install g++-aarch64-linux-gnu qemu-user)")
 def test_neon(tmp_path):
-    exe = _build(tmp_path, "parity_neon", ["-fopenmp", "-static-libstdc++"], cxx=AARCH64_CXX)
+    exe = _build(tmp_path, "parity_neon", ["-pthread", "-static-libstdc++"], cxx=AARCH64_CXX)
     if QEMU is None or not pathlib.Path(AARCH64_SYSROOT).is_dir():
         pytest.skip("NEON kernel compiled, but qemu-aarch64 or the aarch64 sysroot is missing to run it")
     # Emulation is slow: small shapes only.
     _run([QEMU, "-L", AARCH64_SYSROOT, str(exe), "--quick"], "neon-8x12", timeout=300)
+
+
+POOL_SOURCES = [str(KERNELS / "tests" / "pool_test.cpp"), str(KERNELS / "pf_pool.cpp")]
+
+
+@needs_gxx
+@pytest.mark.parametrize("sanitizer", [None, "thread", "address,undefined"])
+def test_thread_pool(tmp_path, sanitizer):
+    # Every index runs exactly once, nested loops run inline, concurrent callers are safe, and
+    # workers that fall asleep between loops (PF_SPIN_US=0) wake up correctly.
+    flags = ["-O1", "-pthread"] + ([f"-fsanitize={sanitizer}", "-fno-sanitize-recover=all"] if sanitizer else [])
+    exe = tmp_path / "pool_test"
+    cmd = ["g++", *BASE_FLAGS, *flags, "-I", str(KERNELS), *POOL_SOURCES, "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    for spin in ("0", "300"):
+        out = subprocess.run([str(exe), "--iterations", "600" if sanitizer else "3000"], capture_output=True,
+                             text=True, timeout=300, env={"PF_SPIN_US": spin})
+        assert out.returncode == 0 and ", 0 failures" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

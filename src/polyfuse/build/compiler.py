@@ -18,8 +18,8 @@ from ..errors import BuildError
 from ..resources import kernels_dir
 from .cache import cache_dir, digest
 
-RUNTIME_SOURCES = ("pf_gemm.cpp",)
-RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_gemm.h")
+RUNTIME_SOURCES = ("pf_gemm.cpp", "pf_pool.cpp")
+RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_gemm.h", "pf_pool.h")
 
 
 def cxx() -> str:
@@ -40,8 +40,11 @@ def compiler_id(exe: str) -> str:
 def host_flags() -> list[str]:
     """-fno-math-errno and -fno-trapping-math change no result: they let the compiler vectorise
     libm-free math and speculate divisions inside selects (softmax's NaN guard), since polyfuse
-    never reads errno or floating-point exception flags. No -ffast-math: NaN and inf must behave."""
-    return ["-O3", "-march=native", "-std=c++17", "-fPIC", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+    never reads errno or floating-point exception flags. No -ffast-math: NaN and inf must behave.
+    Threads come from polyfuse's own pool (kernels/pf_pool.cpp); OpenMP is used only for its
+    ``simd`` pragmas (-fopenmp-simd), so no OpenMP runtime is loaded."""
+    return ["-O3", "-march=native", "-std=c++17", "-fPIC", "-pthread", "-fopenmp-simd", "-fno-math-errno",
+            "-fno-trapping-math",
             "-DNDEBUG"]
 
 

@@ -34,7 +34,7 @@ def no_packing(c) -> None:
 
 @dataclass
 class RenderedKernel:
-    text: str  # function source with the placeholder name FNAME
+    text: str  # function source; FNAME stands for its name
     buffers: list  # value names bound to p0, p1, ...
 
 
@@ -67,6 +67,9 @@ class _Params:
         """A parameter for pre-packed weights number ``j`` (bound to P[j] by the caller)."""
         return self.param(f"{PACKED}{j}")
 
+    def args(self) -> str:
+        return ", ".join(f"p{k}" for k in range(len(self.buffers)))
+
     def declaration(self) -> str:
         decl = []
         for k, name in enumerate(self.buffers):
@@ -77,6 +80,21 @@ class _Params:
 
 def _loops(shape, dims):
     return [(f"i{d}", int(shape[d])) for d in dims]
+
+
+def _flat(loops, split_inner: bool) -> dict:
+    """Flatten outer ``loops`` into one parallel index ``o``: its extent ``n``, each loop variable
+    as an expression of ``o`` (``vars``), the innermost loop kept serial when ``split_inner``
+    (``inner``, so it vectorises), and the elements per flat index (``work``)."""
+    inner = loops[-1] if split_inner and len(loops) > 1 else None
+    outer = loops[:-1] if inner else loops
+    extents = [e for _, e in outer]
+    tail = [int(np.prod(extents[d + 1:], dtype=np.int64)) for d in range(len(outer))]
+    vars_ = []
+    for d, (var, extent) in enumerate(outer):
+        e = "o" if tail[d] == 1 else f"(o / {tail[d]})"
+        vars_.append((var, e if d == 0 else f"{e} % {extent}"))
+    return dict(n=int(np.prod(extents, dtype=np.int64)), vars=vars_, inner=inner, work=inner[1] if inner else 1)
 
 
 def _zero_unit_dims(shape) -> dict:
@@ -108,9 +126,9 @@ def render_pointwise(k: Pointwise, graph, packer=no_packing) -> RenderedKernel:
     zero = _zero_unit_dims(k.shape)
     pr = params.printer(k.loads, zero)
     body = pr(sympy.sympify(k.body).subs(zero))
-    dims = [d for d, n in enumerate(k.shape) if n != 1]
-    text = render("host/pointwise.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
-                  loops=_loops(k.shape, dims), total=int(np.prod(k.shape, dtype=np.int64)), body=body,
+    loops = _loops(k.shape, [d for d, n in enumerate(k.shape) if n != 1])
+    text = render("host/pointwise.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+                  loops=loops, flat=_flat(loops, True), body=body,
                   out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero)))
     return RenderedKernel(text, params.buffers)
 
@@ -146,9 +164,11 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
         keep = len(k.out_shape) == rank
         idx = [0 if d in k.axes else IDX[d] for d in range(rank) if keep or d not in k.axes]
         out_index = linear(idx, k.out_shape)
-    text = render("host/reduction.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
-                  outer=_loops(k.shape, outer), red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
-                  total=int(np.prod(k.shape, dtype=np.int64)), keep_shape=k.keep_shape,
+    flat = _flat(_loops(k.shape, outer), False)
+    flat["work"] = int(np.prod([k.shape[d] for d in red], dtype=np.int64)) * (len(stages) + 1)
+    text = render("host/reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+                  outer=outer, flat=flat, red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
+                  keep_shape=k.keep_shape,
                   body=pr(sympy.sympify(k.body).subs(zero)), out_index=pr(sympy.sympify(out_index).subs(zero)))
     return RenderedKernel(text, params.buffers)
 
@@ -169,10 +189,10 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
         epr = params.printer(k.loads, zero, {ACC: "acc"})
         out_strides = k.c_strides if k.c_strides is not None else strides(shape)
         out_index = sum((i * s for i, s, d in zip(IDX, out_strides, shape) if d != 1), sympy.Integer(0))
-        epilogue = dict(loops=_loops(shape, [d for d, n in enumerate(shape) if n != 1]),
-                        total=int(np.prod(shape, dtype=np.int64)), out_index=epr(sympy.sympify(out_index).subs(zero)),
+        epilogue = dict(flat=_flat(_loops(shape, [d for d, n in enumerate(shape) if n != 1]), True),
+                        out_index=epr(sympy.sympify(out_index).subs(zero)),
                         body=epr(sympy.sympify(k.epilogue).subs(zero)))
-    text = render("host/contraction.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+    text = render("host/contraction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,
                   alpha=float_literal(k.alpha), lda=k.ld("a"), trans_a=int(k.trans_a),
                   ldb=k.ld("b"), trans_b=int(k.trans_b), ldc=ldc,
@@ -200,7 +220,7 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
         sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))
     cpr = params.printer(c.loads, {}, {ACC: "acc"})
     epi = lambda x, p: "" if sympy.sympify(x) == ACC else p(x)  # noqa: E731
-    text = render("host/attention.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+    text = render("host/attention.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
                   alpha1=float_literal(s.alpha), lda1=s.ld("a"), ta1=int(s.trans_a),
@@ -233,7 +253,7 @@ def render_gemm_chain(k: GemmChain, graph, packer=no_packing) -> RenderedKernel:
     params = _Params(graph, k.output, (f.a, f.b if j1 is None else f"{PACKED}{j1}",
                                        s2.b if j2 is None else f"{PACKED}{j2}"))
     epilogue1, epilogue2 = _rows_cols_epilogue(f, params), _rows_cols_epilogue(s2, params)  # before declaration()
-    text = render("host/gemm_chain.cpp.j2", comment=_comment(k), fname="FNAME", params=params.declaration(),
+    text = render("host/gemm_chain.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   rows=k.rows_per_block, m=f.m, n1=f.n, k1=f.k, n2=s2.n, alpha1=float_literal(f.alpha),
                   a1_offset=f.a_offset, lda1=f.ld("a"), ta1=int(f.trans_a),
                   a1_row_step=1 if f.trans_a else f.ld("a"), b1_offset=f.b_offset,
@@ -288,7 +308,7 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
         calls.append(f"{fname}({', '.join(args)}, nt);  // {safe_comment(k.output, 60)}")
     for j, name in plan.output_copies:
         calls.append(f"std::memcpy(out[{j}], {pointer(plan, g, name, False)}, {g.values[name].nbytes});")
-    sources = [comment + "\n" + body.replace("FNAME", fname, 1) for body, (fname, comment) in functions.items()]
+    sources = [comment + "\n" + body.replace("FNAME", fname) for body, (fname, comment) in functions.items()]
     text = render("host/model.cpp.j2", version=version, target=target, model_name=safe_comment(g.name),
                   n_calls=len(model.kernels), n_functions=len(functions), arena_bytes=plan.arena_bytes,
                   weights_bytes=plan.weights_bytes, functions=sources,

@@ -1,0 +1,190 @@
+// pf_pool.cpp - see pf_pool.h.
+//
+// One loop ("job") at a time. Its ranges are claimed through one 64-bit counter holding
+// (job id << 32 | next range). A worker claims with a compare-and-swap that also checks the
+// job id, so a worker that wakes up late can never run a range of a finished job or of a job
+// that is not published yet: the caller closes a job (next range = CLOSED) before it writes the
+// next job's fields, and publishes the new id only after writing them.
+#include "pf_pool.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax() { _mm_pause(); }
+#elif defined(__aarch64__)
+static inline void cpu_relax() { asm volatile("yield" ::: "memory"); }
+#else
+static inline void cpu_relax() {}
+#endif
+
+namespace {
+
+constexpr uint32_t CLOSED = 0xffffffffu;
+constexpr int MAX_WORKERS = 255;
+thread_local bool tl_in_pool = false;
+
+inline uint64_t word(uint32_t job, uint32_t next) { return (uint64_t)job << 32 | next; }
+inline uint32_t job_of(uint64_t w) { return (uint32_t)(w >> 32); }
+
+int64_t spin_ns() {
+  const char* s = std::getenv("PF_SPIN_US");
+  const long us = s ? std::strtol(s, nullptr, 10) : 300;
+  return (int64_t)std::max(0L, us) * 1000;
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Pool {
+  std::atomic<uint64_t> claim{word(0, CLOSED)};
+  std::atomic<pf_range_fn> fn{nullptr};
+  std::atomic<void*> ctx{nullptr};
+  std::atomic<int64_t> n{0}, grain{1};
+  std::atomic<uint32_t> nranges{0};
+  std::atomic<int> nthreads{1};
+  std::atomic<uint32_t> done{0};
+  std::atomic<int> sleepers{0};
+  std::atomic<bool> stop{false};
+  uint32_t job = 0;  // caller side only (under caller)
+  std::mutex caller, mu;
+  std::condition_variable cv;
+  pthread_t threads[MAX_WORKERS];
+  int nworkers = 0;  // under caller
+  const int64_t spin = spin_ns();
+
+  // Claims and runs ranges of `j` until none is left; returns at once if `j` is not current.
+  void work(uint32_t j) {
+    const pf_range_fn f = fn.load();
+    void* const c = ctx.load();
+    const int64_t total = n.load(), g = grain.load();
+    const uint32_t count = nranges.load();
+    for (;;) {
+      uint64_t w = claim.load();
+      if (job_of(w) != j || (uint32_t)w >= count) return;
+      if (!claim.compare_exchange_weak(w, w + 1)) continue;
+      const int64_t b = (int64_t)(uint32_t)w * g;
+      f(c, b, std::min(total, b + g));
+      done.fetch_add(1, std::memory_order_release);
+    }
+  }
+
+  void worker_loop(int index) {
+    tl_in_pool = true;
+    uint32_t seen = job_of(claim.load());
+    while (!stop.load()) {
+      uint64_t w = claim.load();
+      const int64_t t0 = now_ns();
+      for (int spins = 0; job_of(w) == seen && !stop.load(); w = claim.load()) {
+        cpu_relax();
+        if (++spins % 256 == 0 && now_ns() - t0 > spin) {
+          std::unique_lock<std::mutex> lk(mu);
+          sleepers.fetch_add(1);
+          cv.wait(lk, [&] { return stop.load() || job_of(claim.load()) != seen; });
+          sleepers.fetch_sub(1);
+        }
+      }
+      seen = job_of(w);
+      if (index + 1 < nthreads.load()) work(seen);
+    }
+  }
+
+  static void* entry(void* arg);
+
+  void grow(int want) {  // caller holds `caller`
+    want = std::min(want, MAX_WORKERS);
+    while (nworkers < want) {
+      auto* a = new std::pair<Pool*, int>(this, nworkers);
+      if (pthread_create(&threads[nworkers], nullptr, entry, a) != 0) {
+        delete a;
+        break;  // run with the workers we have
+      }
+      ++nworkers;
+    }
+  }
+
+  void run(int64_t total, int64_t g, int nt, pf_range_fn f, void* c) {
+    std::unique_lock<std::mutex> own(caller, std::try_to_lock);
+    if (!own) {  // another thread is running a loop on this pool: run this one alone
+      f(c, 0, total);
+      return;
+    }
+    grow(nt - 1);
+    const int64_t count = (total + g - 1) / g;
+    if (count >= CLOSED) g = (total + CLOSED - 2) / (CLOSED - 1);
+    fn.store(f);
+    ctx.store(c);
+    n.store(total);
+    grain.store(g);
+    nranges.store((uint32_t)((total + g - 1) / g));
+    nthreads.store(nt);
+    done.store(0);
+    const uint32_t j = ++job == 0 ? ++job : job;  // 0 is the id before any job
+    claim.store(word(j, 0));
+    if (sleepers.load() > 0) {
+      std::lock_guard<std::mutex> lk(mu);
+      cv.notify_all();
+    }
+    tl_in_pool = true;
+    work(j);
+    tl_in_pool = false;
+    const uint32_t want = nranges.load();
+    for (int spins = 0; done.load(std::memory_order_acquire) < want;)
+      if (++spins < 4096) cpu_relax(); else std::this_thread::yield();  // a claimed range is running
+    claim.store(word(j, CLOSED));
+  }
+
+  void shutdown() {
+    stop.store(true);
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      cv.notify_all();
+    }
+    for (int i = 0; i < nworkers; ++i) pthread_join(threads[i], nullptr);
+    nworkers = 0;
+  }
+
+  ~Pool() { shutdown(); }
+};
+
+void* Pool::entry(void* arg) {
+  auto* a = static_cast<std::pair<Pool*, int>*>(arg);
+  Pool* p = a->first;
+  const int index = a->second;
+  delete a;
+  p->worker_loop(index);
+  return nullptr;
+}
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+// A forked child has none of the parent's workers; it starts with an empty pool.
+void forget_workers_in_child() { pool().nworkers = 0; }
+struct AtFork {
+  AtFork() { pthread_atfork(nullptr, nullptr, forget_workers_in_child); }
+} at_fork;
+
+}  // namespace
+
+void pf_parallel_run(int64_t n, int64_t grain, int nthreads, pf_range_fn fn, void* ctx) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  if (tl_in_pool || nthreads <= 1 || n <= grain) {
+    fn(ctx, 0, n);
+    return;
+  }
+  pool().run(n, grain, nthreads, fn, ctx);
+}

@@ -43,8 +43,8 @@ def build(tmp: pathlib.Path, cxxflags: str) -> pathlib.Path:
     shim = tmp / "shim.cpp"
     shim.write_text(SHIM)
     lib = tmp / "libpfgemm_bench.so"
-    cmd = ["g++", "-std=c++17", "-fopenmp", "-shared", "-fPIC", *cxxflags.split(),
-           f"-I{ROOT / 'kernels'}", str(ROOT / "kernels" / "pf_gemm.cpp"), str(shim), "-o", str(lib)]
+    cmd = ["g++", "-std=c++17", "-pthread", "-shared", "-fPIC", *cxxflags.split(), f"-I{ROOT / 'kernels'}",
+           str(ROOT / "kernels" / "pf_gemm.cpp"), str(ROOT / "kernels" / "pf_pool.cpp"), str(shim), "-o", str(lib)]
     subprocess.run(cmd, check=True)
     return lib
 

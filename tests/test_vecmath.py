@@ -2,6 +2,8 @@
 range that matters, including overflow, underflow, infinities and NaN."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -42,3 +44,35 @@ def test_sigmoid_saturates_without_nan():
     with np.errstate(over="ignore"):  # exp(1000) overflows to inf in the reference too: 1 / inf = 0
         want = 1 / (1 + np.exp(-x.astype(np.float64)))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def _unary(op: str, n: int):
+    m = model([helper.make_node(op, ["x"], ["y"])], [("x", np.float32, [n])], [("y", np.float32, None)])
+    return polyfuse.compile(m)
+
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e-40, 1e30, -1e30], np.float32)
+
+
+@pytest.mark.parametrize("op, ref", [("Erf", np.vectorize(math.erf)), ("Tanh", np.tanh)])
+def test_erf_tanh_error_over_the_range_that_matters(op, ref):
+    # Dense over [-12, 12] (both sides of every piece boundary) plus a log-spaced sweep of tiny inputs.
+    x = np.concatenate([np.linspace(-12, 12, 48001), np.geomspace(1e-38, 1, 2000), -np.geomspace(1e-38, 1, 2000)])
+    x = x.astype(np.float32)
+    got = _unary(op, x.size).run(None, {"x": x})[0].astype(np.float64)
+    want = ref(x.astype(np.float64))
+    abs_err = np.abs(got - want)
+    assert abs_err.max() <= 1.5e-7, (op, x[abs_err.argmax()], abs_err.max())
+    small = np.abs(x) <= 1  # where the result is not near +-1, the error is relative as well
+    normal = small & (np.abs(want) >= np.finfo(np.float32).tiny)  # subnormal results have fewer bits
+    rel = abs_err[normal] / np.abs(want[normal])
+    assert rel.max() <= 3e-7, (op, x[normal][rel.argmax()], rel.max())
+
+
+@pytest.mark.parametrize("op, ref", [("Erf", np.vectorize(math.erf)), ("Tanh", np.tanh)])
+def test_erf_tanh_specials(op, ref):
+    got = _unary(op, SPECIALS.size).run(None, {"x": SPECIALS})[0]
+    assert np.isnan(got[0])
+    want = ref(SPECIALS[1:].astype(np.float64))
+    np.testing.assert_allclose(got[1:], want, rtol=3e-7, atol=3e-45)  # 1e-40: subnormal, 2 ulp
+    assert np.signbit(got[4]) and got[3] == 0.0  # -0 stays -0

@@ -18,7 +18,7 @@ C_TYPES = {
     np.dtype(np.int8): "int8_t", np.dtype(np.float16): "_Float16",
 }
 
-_UNARY = {sympy.exp: "pf_exp", sympy.log: "std::log", sympy.tanh: "std::tanh", sympy.erf: "std::erf",
+_UNARY = {sympy.exp: "pf_exp", sympy.log: "std::log", sympy.tanh: "pf_tanh", sympy.erf: "pf_erf",
           sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "std::isnan"}
 _CALLS = {F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
           F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod"}

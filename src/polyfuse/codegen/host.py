@@ -277,6 +277,18 @@ def pointer(plan: MemoryPlan, graph, name: str, writable: bool) -> str:
     return f"({t}*)({'A' if loc.kind == 'arena' else 'W'} + {loc.at})"
 
 
+def _weight_segments(plan: MemoryPlan, graph, raw_reads: set) -> list[str]:
+    """``{offset, bytes, keep}`` per constant, in file order. ``keep == 0``: only its packed copy
+    is read, so the loader packs it from a scratch buffer and never touches its pages in the
+    weights buffer (they cost no memory)."""
+    out = []
+    for name, off in plan.weights:
+        n = graph.values[name].nbytes
+        keep = any(off <= at < off + max(n, 1) for at in raw_reads)
+        out.append(f"{{{off}, {n}, {int(keep)}}}")
+    return out
+
+
 @dataclass
 class HostSource:
     text: str
@@ -300,13 +312,22 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
             packs.append(spec)
         return packs.index(spec)
 
+    raw_reads: set[int] = set()  # weights byte offsets that kernels read as they are (not packed)
+
+    def note_raw(name: str) -> None:
+        if not name.startswith(PACKED) and plan.location(name).kind == "weights":
+            raw_reads.add(plan.location(name).at)
+
     for k in model.kernels:
         rk = _RENDER[type(k)](k, g, packer)
         comment, body = rk.text.split("\n", 1)  # identical bodies share a function
         fname = functions.setdefault(body, (f"k{len(functions)}", comment))[0]
         args = [pointer(plan, g, b, i == 0) for i, b in enumerate(rk.buffers)]
+        for b in rk.buffers:
+            note_raw(b)
         calls.append(f"{fname}({', '.join(args)}, nt);  // {safe_comment(k.output, 60)}")
     for j, name in plan.output_copies:
+        note_raw(name)
         calls.append(f"std::memcpy(out[{j}], {pointer(plan, g, name, False)}, {g.values[name].nbytes});")
     sources = [comment + "\n" + body.replace("FNAME", fname) for body, (fname, comment) in functions.items()]
     text = render("host/model.cpp.j2", version=version, target=target, model_name=safe_comment(g.name),
@@ -314,5 +335,6 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
                   weights_bytes=plan.weights_bytes, functions=sources,
                   input_bytes=[g.values[i].nbytes for i in g.inputs] or [0],
                   output_bytes=[g.values[o].nbytes for o in g.outputs], calls=calls,
-                  packs=["{" + ", ".join(map(str, p)) + "}" for p in packs])
+                  packs=["{" + ", ".join(map(str, p)) + "}" for p in packs],
+                  segments=_weight_segments(plan, g, raw_reads))
     return HostSource(text, len(functions), len(model.kernels))

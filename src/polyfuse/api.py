@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .build.artifact import FORMAT, check_replaceable, write_artifact, write_weights
+from .build import artifact_cache
+from .build.artifact import FORMAT, check_replaceable, read_manifest, write_artifact, write_weights
 from .codegen.templates import render
 from .build.compiler import RUNTIME_SOURCES
-from .pipeline import Compilation, compile_model
+from .pipeline import Compilation, check_target, compile_model
 from .runtime.model import CompiledModel, load  # noqa: F401
 
 
@@ -34,16 +35,26 @@ def _manifest(comp: Compilation, target: str) -> dict:
 
 
 def build_artifact(model, directory, *, target: str = "host", shapes=None, fusion: bool = True
-                   ) -> tuple[Path, Compilation]:
-    """Compile ``model`` and write its artifact directory; returns (directory, compilation)."""
-    check_replaceable(Path(directory))
+                   ) -> tuple[Path, dict, Compilation | None]:
+    """Compile ``model`` and write its artifact directory; returns (directory, manifest, compilation).
+
+    An unchanged model compiled with the same options and polyfuse is copied from the compile
+    cache instead (see build/artifact_cache.py); the compilation is then None."""
+    directory = Path(directory)
+    check_replaceable(directory)
+    check_target(target)
+    k = artifact_cache.key(model, target=target, shapes=shapes, fusion=fusion)
+    if k and artifact_cache.fetch(k, directory):
+        return directory, read_manifest(directory), None
     comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
     cmake = render("cmake/CMakeLists.txt.j2", version=__version__,
                    sources=["model.cpp"] + [f"runtime/{s}" for s in RUNTIME_SOURCES])
-    path = write_artifact(Path(directory), source=comp.source, cmake=cmake, library=comp.library,
-                          manifest=_manifest(comp, target),
+    manifest = _manifest(comp, target)
+    path = write_artifact(directory, source=comp.source, cmake=cmake, library=comp.library, manifest=manifest,
                           write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan))
-    return path, comp
+    if k:
+        artifact_cache.store(k, path)
+    return path, manifest, comp
 
 
 def compile(model, target: str = "host", *, shapes: dict | None = None, threads: int | None = None,

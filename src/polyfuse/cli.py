@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import __version__
@@ -55,15 +56,18 @@ def cmd_compile(args) -> int:
     from .api import build_artifact
 
     out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
-    path, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape),
-                                fusion=not args.no_fusion)
-    t = comp.timings
-    build = "cached build" if comp.cached else f"C++ build {t.get('build', 0):.1f} s"
-    print(f"compiled {comp.graph.name}: {comp.onnx_nodes} ONNX nodes -> {len(comp.lowered.kernels)} kernel launches "
-          f"({comp.n_functions} distinct), arena {_size(comp.plan.arena_bytes)}, "
-          f"weights {_size(comp.plan.weights_bytes)}, {sum(t.values()):.1f} s "
-          f"({build})")
-    for note in comp.graph.notes:
+    t0 = time.perf_counter()
+    path, manifest, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape),
+                                          fusion=not args.no_fusion)
+    st = manifest["stats"]
+    if comp is None:
+        how = "unchanged model: artifact from the compile cache"
+    else:
+        how = "cached build" if comp.cached else f"C++ build {comp.timings.get('build', 0):.1f} s"
+    print(f"compiled {manifest['model_name']}: {st['onnx_nodes']} ONNX nodes -> {st['kernels']} kernel launches "
+          f"({st['distinct_kernels']} distinct), arena {_size(st['arena_bytes'])}, "
+          f"weights {_size(st['weights_bytes'])}, {time.perf_counter() - t0:.1f} s ({how})")
+    for note in manifest["notes"]:
         print(f"note: {note}")
     print(f"artifact: {path}")
     return 0

@@ -220,17 +220,41 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
         sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))
     cpr = params.printer(c.loads, {}, {ACC: "acc"})
     epi = lambda x, p: "" if sympy.sympify(x) == ACC else p(x)  # noqa: E731
+    stages, body = _stages(r, rpr, {}, acc_t), sympy.sympify(r.body)
+    stored = _store_last_term(r, set(tile))
+    if stored is not None:  # softmax: exp(x - max) is computed once, kept in the tile, normalised
+        body = stored
+        rpr.names[TILE] = f"s[{col}]"
+        last = stages[-1]
+        last["step"] = f"{{ const float t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
     text = render("host/attention.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
                   alpha1=float_literal(s.alpha), lda1=s.ld("a"), ta1=int(s.trans_a),
                   ldb1=s.ld("b"), tb1=int(s.trans_b),
                   a1_offset=off(s.a_strides, s.a_offset), b1_offset=off(s.b_strides, s.b_offset),
-                  scores_epilogue=epi(s.epilogue, spr), stages=_stages(r, rpr, {}, acc_t), acc_t=acc_t,
-                  softmax_body=rpr(r.body), alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
+                  scores_epilogue=epi(s.epilogue, spr), stages=stages, acc_t=acc_t,
+                  softmax_body=rpr(body), alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
                   tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
                   context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
     return RenderedKernel(text, params.buffers)
+
+
+TILE = sympy.Symbol("TILE")  # the attention tile's current element, s[col]
+
+
+def _store_last_term(r: Reduction, tile_syms: set):
+    """When ``r``'s last stage sums a term that the body reuses, and the body reads the tile only
+    through that term, return the body with the term replaced by TILE (the loop stores the term
+    into the tile as it sums it); else None. A later stage never exists to see the stored term."""
+    acc, comb, expr = r.stages[-1]
+    if comb != "sum":
+        return None
+    body = sympy.sympify(r.body)
+    new = body.xreplace({sympy.sympify(expr): TILE})
+    if new == body or new.free_symbols & tile_syms:
+        return None
+    return new
 
 
 def _rows_cols_epilogue(c: Contraction, params: "_Params") -> str:

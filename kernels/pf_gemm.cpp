@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstddef>
 #include <new>
 #include <utility>
@@ -55,6 +56,14 @@
 namespace {
 
 using idx = std::ptrdiff_t;
+
+// Where a micro-kernel reads its A rows: element (i, k) of the tile at p[i * rs + k * cs].
+// Packed panels: rs = 1, cs = MR. Read in place (x86 only, see run()): row-major A gives
+// rs = lda, cs = 1; transposed A gives rs = 1, cs = lda.
+struct APanel {
+  const float* p;
+  idx rs, cs;
+};
 
 // ---------------------------------------------------------------------------
 // Blocking parameters.
@@ -129,8 +138,10 @@ static_assert(NV == 2, "x86 kernels use two vectors per row");
 // ROWS <= MR rows of the tile are computed (the A panel stride stays MR), so
 // the last, partial row panel of M doesn't pay for its zero padding.
 template <int ROWS>
-void ukernel_rows(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
-                  idx ldc, float alpha, float beta) {
+void ukernel_rows(int kc, APanel ap, const float* __restrict b, float* __restrict c, idx ldc, float alpha,
+                  float beta) {
+  const float* __restrict a = ap.p;
+  const idx rs = ap.rs, cs = ap.cs;
   // Accumulator array; every loop over it is fully unrolled so it lives in
   // registers (checked in the generated assembly: no spills in the k loop).
   vec acc[ROWS][NV];
@@ -144,11 +155,11 @@ void ukernel_rows(int kc, const float* __restrict a, const float* __restrict b, 
   for (int k = 0; k < kc; ++k) {
     const vec b0 = vload(b), b1 = vload(b + VL);
     PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
-      const vec ai = vbcast(a + i);
+      const vec ai = vbcast(a + i * rs);
       acc[i][0] = vfma(ai, b0, acc[i][0]);
       acc[i][1] = vfma(ai, b1, acc[i][1]);
     }
-    a += MR;
+    a += cs;
     b += NR;
   }
 
@@ -168,22 +179,17 @@ void ukernel_rows(int kc, const float* __restrict a, const float* __restrict b, 
   }
 }
 
-inline void ukernel(int kc, const float* a, const float* b, float* c, idx ldc, float alpha, float beta) {
-  ukernel_rows<MR>(kc, a, b, c, ldc, alpha, beta);
-}
-
-using kernel_fn = void (*)(int, const float*, const float*, float*, idx, float, float);
+using kernel_fn = void (*)(int, APanel, const float*, float*, idx, float, float);
 template <int... R>
 constexpr std::array<kernel_fn, sizeof...(R)> make_row_kernels(std::integer_sequence<int, R...>) {
   return {{&ukernel_rows<R + 1>...}};
 }
-constexpr std::array<kernel_fn, MR - 1> kRowKernels = make_row_kernels(std::make_integer_sequence<int, MR - 1>{});
+constexpr std::array<kernel_fn, MR> kRowKernels = make_row_kernels(std::make_integer_sequence<int, MR>{});
 
-// Full-width tile with only mr < MR valid rows, written straight to C.
-inline bool ukernel_partial_rows(int mr, int kc, const float* a, const float* b, float* c, idx ldc,
-                                 float alpha, float beta) {
+// The first mr rows of a tile (the others are neither read nor written).
+constexpr bool kPartialRows = true;
+inline void ukernel_mr(int mr, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
   kRowKernels[mr - 1](kc, a, b, c, ldc, alpha, beta);
-  return true;
 }
 
 #elif PF_GEMM_NEON
@@ -254,8 +260,11 @@ inline void ukernel(int kc, const float* __restrict a, const float* __restrict b
 #endif
 
 #if !(PF_GEMM_AVX512 || PF_GEMM_AVX2)
-inline bool ukernel_partial_rows(int, int, const float*, const float*, float*, idx, float, float) {
-  return false;  // bottom-edge tiles go through the scratch-tile path
+// These kernels read A packed (zero-padded to MR rows) and compute all MR rows: bottom-edge
+// tiles go through the scratch-tile path.
+constexpr bool kPartialRows = false;
+inline void ukernel_mr(int, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
+  ukernel(kc, a.p, b, c, ldc, alpha, beta);
 }
 #endif
 
@@ -356,24 +365,22 @@ struct Problem {
   idx ldc;
 };
 
-// C[0:mc, 0:nc] (+)= Ap @ Bp, one MR x NR tile at a time. Ap holds mc rows,
-// Bp nc columns (both panel-packed with depth kc).
-void macro_kernel(int mc, int nc, int kc, const float* Ap, const float* Bp, float* C, idx ldc,
+// C[0:mc, 0:nc] (+)= A @ Bp, one MR x NR tile at a time. Row r of A starts at A.p + r * a_row
+// (see APanel); Bp holds nc columns, panel-packed with depth kc.
+void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, float* C, idx ldc,
                   float alpha, float beta) {
   for (int jr = 0; jr < nc; jr += NR) {
     const int nr = std::min(NR, nc - jr);
     const float* b = Bp + (idx)jr * kc;
     for (int ir = 0; ir < mc; ir += MR) {
       const int mr = std::min(MR, mc - ir);
-      const float* a = Ap + (idx)ir * kc;
+      const APanel a{A.p + ir * a_row, A.rs, A.cs};
       float* c = C + ir * ldc + jr;
-      if (mr == MR && nr == NR) {
-        ukernel(kc, a, b, c, ldc, alpha, beta);
-      } else if (nr == NR && ukernel_partial_rows(mr, kc, a, b, c, ldc, alpha, beta)) {
-        // done: bottom edge handled by a shorter kernel
+      if (nr == NR && (mr == MR || kPartialRows)) {
+        ukernel_mr(mr, kc, a, b, c, ldc, alpha, beta);
       } else {  // edge tile: compute into a scratch tile, write the valid part
         alignas(64) float t[MR * NR];
-        ukernel(kc, a, b, t, NR, alpha, 0.0f);
+        ukernel_mr(kPartialRows ? mr : MR, kc, a, b, t, NR, alpha, 0.0f);
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j) {
             float& dst = c[i * ldc + j];
@@ -431,6 +438,14 @@ void scale_c(int M, int N, float beta, float* C, idx ldc) {
   }
 }
 
+bool pack_a_forced() {
+  static const bool forced = [] {
+    const char* v = std::getenv("PF_GEMM_PACK_A");
+    return v && *v && *v != '0';
+  }();
+  return forced;
+}
+
 void run(const Problem& p, int nthreads) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0 || p.alpha == 0.0f) {  // A and B are not referenced
@@ -444,7 +459,10 @@ void run(const Problem& p, int nthreads) {
   const int K = p.K, kcb = pl.kcb;
   const idx npad = round_up(p.N, NR);
   const idx msb_pad = round_up(pl.msb, MR);
-  float* Ashared = tl_pack_a.get((size_t)(msb_pad * K));  // owned by the calling thread
+  // x86 kernels can read A in place (APanel strides) and compute partial row panels, so A is
+  // packed only where that pays: PF_GEMM_PACK_A forces it (tests, measurements).
+  const bool direct_a = kPartialRows && !pack_a_forced();
+  float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
   const int chunk_cols = pl.chunk_np * NR, tile_rows = pl.tile_mp * MR;
   const int n_chunks = (int)ceil_div(p.N, chunk_cols);
   // MC blocks inside a tile, balanced and MR-aligned.
@@ -455,7 +473,7 @@ void run(const Problem& p, int nthreads) {
     const int n_apan = (int)ceil_div(rows, MR), n_kb = (int)ceil_div(K, kcb);
     // 1. Pack A super-block (one task per K block x group of 8 panels).
     const int n_agrp = (n_apan + 7) / 8;
-    pf_parallel_for(n_kb * n_agrp, 1, nt, [&](int64_t t0, int64_t t1) {
+    pf_parallel_for(direct_a ? 0 : n_kb * n_agrp, 1, nt, [&](int64_t t0, int64_t t1) {
       for (int t = (int)t0; t < (int)t1; ++t) {
         const int k0 = (t / n_agrp) * kcb, kc = std::min(kcb, K - k0);
         const int r0 = (t % n_agrp) * 8 * MR, r1 = std::min(rows, r0 + 8 * MR);
@@ -479,11 +497,17 @@ void run(const Problem& p, int nthreads) {
             pack_b(p.B, p.ldb, p.transB, k0, kc, n0, nc, Bbuf);
             Bp = Bbuf;
           }
-          const float* Ak = Ashared + (idx)k0 * msb_pad;
+          APanel Ak{Ashared + (idx)k0 * msb_pad, 1, MR};  // packed: row r at r * kc
+          idx a_row = kc;
+          if (direct_a) {
+            const idx i0 = m0, lda = p.lda;
+            Ak = p.transA ? APanel{p.A + k0 * lda + i0, 1, lda} : APanel{p.A + i0 * lda + k0, lda, 1};
+            a_row = p.transA ? 1 : lda;
+          }
           for (int ic = r0; ic < r1; ic += mcb) {
             const int mc = std::min(mcb, r1 - ic);
-            macro_kernel(mc, nc, kc, Ak + (idx)ic * kc, Bp, p.C + (m0 + ic) * p.ldc + n0, p.ldc,
-                         p.alpha, beta);
+            const APanel a{Ak.p + ic * a_row, Ak.rs, Ak.cs};
+            macro_kernel(mc, nc, kc, a, a_row, Bp, p.C + (m0 + ic) * p.ldc + n0, p.ldc, p.alpha, beta);
           }
         }
       }

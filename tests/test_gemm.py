@@ -7,6 +7,7 @@ non-zero on any mismatch (tolerance documented in gemm_parity.cpp).
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import platform
 import shutil
@@ -44,8 +45,9 @@ def _build(tmp: pathlib.Path, name: str, flags: list[str], cxx: str = "g++") -> 
     return exe
 
 
-def _run(cmd: list[str], expect_kernel: str, timeout: float = 120) -> None:
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def _run(cmd: list[str], expect_kernel: str, timeout: float = 120, env: dict | None = None) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                         env=None if env is None else {**os.environ, **env})
     out = res.stdout + res.stderr
     assert res.returncode == 0, f"parity failures ({' '.join(cmd)}):\n{out[-4000:]}"
     assert f"kernel={expect_kernel}" in out, out[:500]
@@ -64,9 +66,11 @@ def test_portable_fallback(tmp_path):
 @needs_gxx
 @needs_x86
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
-def test_avx2(tmp_path):
+@pytest.mark.parametrize("pack_a", ["0", "1"])
+def test_avx2(tmp_path, pack_a):
+    # x86 kernels read A in place by default; PF_GEMM_PACK_A=1 checks the packed-A path too.
     exe = _build(tmp_path, "parity_avx2", ["-pthread", "-mavx2", "-mfma"])
-    _run([str(exe)], "avx2-6x16")
+    _run([str(exe)], "avx2-6x16", env={"PF_GEMM_PACK_A": pack_a})
 
 
 @needs_gxx

@@ -1,26 +1,40 @@
-"""GFLOP/s of polyfuse's pf_sgemm vs numpy (OpenBLAS) at transformer shapes.
+"""GFLOP/s of polyfuse's pf_sgemm vs numpy (OpenBLAS) and onnxruntime at transformer shapes.
 
     python benchmarks/bench_gemm.py [--threads 1 2] [--reps 15] [--cxxflags "-O3 -march=native"]
+                                    [--json benchmarks/results/bench_gemm.json]
 
+Shapes are M x N x K (C[M,N] = A[M,K] @ B[K,N]), M = 128, N and K in {768, 3072}.
 Builds kernels/pf_gemm.cpp into a temporary shared library (with a tiny
 extern "C" shim for ctypes) and, for each thread count, runs a worker
 subprocess with OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set so numpy's BLAS
 uses the same number of threads. Prints median GFLOP/s over --reps timed
 repetitions (each runs enough calls to take ~20 ms); pf_sgemm, pf_sgemm with
-pre-packed B and numpy are timed in alternating blocks (see blocked_gflops).
+pre-packed B, numpy and onnxruntime are timed in alternating blocks (see
+blocked_gflops). onnxruntime runs a one-node MatMul model (A an input, B a
+constant initializer, so it may pre-pack B too; all graph optimizations,
+intra_op_num_threads = the thread count; output bound to a preallocated array).
+
+"%peak" is the pre-packed pf_sgemm's rate as a percentage of the machine's
+fp32 FMA peak at the same thread count, measured by benchmarks/peak_flops.cpp
+(built with g++ -O2 -march=native). Results also go to --json.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import os
 import pathlib
+import platform
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+PEAK_SRC = pathlib.Path(__file__).resolve().parent / "peak_flops.cpp"
 SHAPES = [(128, n, k) for n in (768, 3072) for k in (768, 3072)]
 
 SHIM = r"""
@@ -47,6 +61,66 @@ def build(tmp: pathlib.Path, cxxflags: str) -> pathlib.Path:
            str(ROOT / "kernels" / "pf_gemm.cpp"), str(ROOT / "kernels" / "pf_pool.cpp"), str(shim), "-o", str(lib)]
     subprocess.run(cmd, check=True)
     return lib
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model", "Hardware")) and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_gflops(max_threads: int, seconds: float = 0.3) -> tuple[dict[int, float], str]:
+    """Build and run peak_flops.cpp; ({threads: GFLOP/s} for 1..max_threads, isa name)."""
+    with tempfile.TemporaryDirectory(prefix="pf-peak-") as tmp:
+        exe = pathlib.Path(tmp) / "peak_flops"
+        subprocess.run([os.environ.get("CXX", "g++"), "-O2", "-march=native", "-std=c++17", "-pthread",
+                        str(PEAK_SRC), "-o", str(exe)], check=True)
+        out = subprocess.run([str(exe), str(max_threads), str(seconds)], check=True, capture_output=True,
+                             text=True).stdout
+    peaks, isa = {}, "?"
+    for m in re.finditer(r"threads=(\d+) gflops=([\d.]+) isa=(\w+)", out):
+        peaks[int(m.group(1))] = float(m.group(2))
+        isa = m.group(3)
+    if not peaks:
+        raise RuntimeError(f"peak_flops printed nothing usable: {out!r}")
+    n = max(peaks)
+    if n > 1 and peaks[n] < 0.75 * n * peaks[1]:
+        print(f"warning: peak_flops scales poorly ({peaks[1]:.1f} GFLOP/s on 1 thread, {peaks[n]:.1f} on {n}): "
+              "other load on the machine? Percentages of peak will be too high.", file=sys.stderr)
+    return peaks, isa
+
+
+def ort_matmul(M: int, N: int, K: int, B, nthreads: int, tmp: pathlib.Path):
+    """A one-node ONNX MatMul (A[M,K] input, B[K,N] initializer) in onnxruntime; returns run(A, C)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["A", "B"], ["C"])], "matmul",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [M, K])],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [M, N])],
+        [numpy_helper.from_array(B, "B")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp / f"matmul_{M}x{N}x{K}.onnx"
+    onnx.save(model, str(path))
+    so = ort.SessionOptions()  # as polyfuse.bench.ort_session
+    so.intra_op_num_threads = nthreads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def bind(A, C):
+        io = sess.io_binding()
+        io.bind_cpu_input("A", A)
+        io.bind_output("C", "cpu", 0, C.dtype, list(C.shape), C.ctypes.data)
+        return lambda: sess.run_with_iobinding(io)
+
+    return bind
 
 
 def blocked_gflops(fns, flops: float, reps: int, rounds: int = 3) -> list[float]:
@@ -78,7 +152,7 @@ def blocked_gflops(fns, flops: float, reps: int, rounds: int = 3) -> list[float]
     return [sorted(r)[len(r) // 2] for r in rates]
 
 
-def worker(lib_path: str, nthreads: int, reps: int) -> None:
+def worker(lib_path: str, nthreads: int, reps: int, peak: float, json_out: str) -> None:
     import numpy as np
 
     lib = ctypes.CDLL(lib_path)
@@ -93,6 +167,8 @@ def worker(lib_path: str, nthreads: int, reps: int) -> None:
     def ptr(a):
         return a.ctypes.data_as(fp)
 
+    rows = []
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="pf-gemm-ort-"))
     rng = np.random.default_rng(0)
     for M, N, K in SHAPES:
         A = rng.standard_normal((M, K), dtype=np.float32)
@@ -103,18 +179,29 @@ def worker(lib_path: str, nthreads: int, reps: int) -> None:
         pa, pb, pc, pp = ptr(A), ptr(B), ptr(C), ptr(P)
         flops = 2.0 * M * N * K
 
+        ort_run = ort_matmul(M, N, K, B, nthreads, tmp)(A, C)
+
         want = A @ B
-        for fn in (lambda: lib.c_sgemm(M, N, K, pa, pb, pc, nthreads),
-                   lambda: lib.c_prepacked(M, N, K, pa, pp, pc, nthreads)):
+        for name, fn in (("pf_sgemm", lambda: lib.c_sgemm(M, N, K, pa, pb, pc, nthreads)),
+                         ("pf_sgemm_prepacked", lambda: lib.c_prepacked(M, N, K, pa, pp, pc, nthreads)),
+                         ("onnxruntime", ort_run)):
             C.fill(np.nan)
             fn()
-            assert np.allclose(C, want, rtol=1e-4, atol=1e-4 * np.sqrt(K)), "pf_sgemm result mismatch"
-        ours, packed, ref = blocked_gflops(
+            assert np.allclose(C, want, rtol=1e-4, atol=1e-4 * np.sqrt(K)), f"{name} result mismatch"
+        ours, packed, ref, ort_rate = blocked_gflops(
             [lambda: lib.c_sgemm(M, N, K, pa, pb, pc, nthreads),
              lambda: lib.c_prepacked(M, N, K, pa, pp, pc, nthreads),
-             lambda: np.matmul(A, B, out=C)], flops, reps)
+             lambda: np.matmul(A, B, out=C),
+             ort_run], flops, reps)
+        pct = 100.0 * packed / peak if peak > 0 else float("nan")
         print(f"{lib.c_name().decode():>14} {nthreads:>3} {M:>5}x{N:<5}x{K:<5} "
-              f"{ours:9.1f} {packed:9.1f} {ref:9.1f}", flush=True)
+              f"{ours:9.1f} {packed:9.1f} {ref:9.1f} {ort_rate:9.1f} {pct:6.1f}%", flush=True)
+        rows.append({"kernel": lib.c_name().decode(), "threads": nthreads, "M": M, "N": N, "K": K,
+                     "pf_sgemm_gflops": round(ours, 2), "pf_sgemm_prepacked_gflops": round(packed, 2),
+                     "numpy_gflops": round(ref, 2), "onnxruntime_gflops": round(ort_rate, 2),
+                     "peak_gflops": peak, "prepacked_pct_of_peak": round(pct, 1)})
+    shutil.rmtree(tmp, ignore_errors=True)
+    pathlib.Path(json_out).write_text(json.dumps(rows))
 
 
 def main() -> None:
@@ -122,18 +209,34 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--cxxflags", default="-O3 -march=native")
-    ap.add_argument("--worker", nargs=2, metavar=("LIB", "NTHREADS"), help=argparse.SUPPRESS)
+    ap.add_argument("--json", default=str(pathlib.Path(__file__).resolve().parent / "results" / "bench_gemm.json"))
+    ap.add_argument("--worker", nargs=4, metavar=("LIB", "NTHREADS", "PEAK", "JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), args.reps)
+        worker(args.worker[0], int(args.worker[1]), args.reps, float(args.worker[2]), args.worker[3])
         return
+    peaks, isa = peak_gflops(max(args.threads))
+    print(f"cpu: {cpu_model()}; fp32 FMA peak ({isa}, peak_flops.cpp): "
+          + ", ".join(f"{t} thr {g:.1f}" for t, g in sorted(peaks.items())) + " GFLOP/s")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         lib = build(pathlib.Path(tmp), args.cxxflags)
-        print(f"{'kernel':>14} {'thr':>3} {'M x N x K':>17} {'pf_sgemm':>9} {'prepack':>9} {'numpy':>9}  (GFLOP/s, median)")
+        print(f"{'kernel':>14} {'thr':>3} {'M x N x K':>17} {'pf_sgemm':>9} {'prepack':>9} {'numpy':>9} {'ort':>9} "
+              f"{'%peak':>7}  (GFLOP/s, median; %peak: prepack / peak_flops)")
         for t in args.threads:
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t))
-            subprocess.run([sys.executable, __file__, "--reps", str(args.reps), "--worker", str(lib), str(t)],
-                           env=env, check=True)
+            out = pathlib.Path(tmp) / f"rows_{t}.json"
+            subprocess.run([sys.executable, __file__, "--reps", str(args.reps),
+                            "--worker", str(lib), str(t), str(peaks.get(t, 0.0)), str(out)], env=env, check=True)
+            rows += json.loads(out.read_text())
+    result = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "isa": isa,
+                          "peak_gflops": {str(t): g for t, g in sorted(peaks.items())}},
+              "cxxflags": args.cxxflags, "reps": args.reps, "threads": args.threads, "shapes_MxNxK": SHAPES,
+              "results": rows}
+    path = pathlib.Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results in {path}")
 
 
 if __name__ == "__main__":

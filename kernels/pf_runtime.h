@@ -19,6 +19,15 @@ static inline std::common_type_t<A, B> pf_min(A a, B b) {
   return (T)a < (T)b ? (T)a : (T)b;
 }
 
+// c[0] * x^(N-1) + c[1] * x^(N-2) + ... + c[N-1] by Horner's rule (fully unrolled, vectorisable).
+template <int N>
+static inline float pf_poly(float x, const float (&c)[N]) {
+  float p = c[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < N; ++i) p = p * x + c[i];
+  return p;
+}
+
 // exp for float32, branch-free so loops over it vectorize (std::expf calls do not).
 // x = n ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2), exp(r) by a degree-6 polynomial,
 // 2^n as 2^(n/2) * 2^(n - n/2) so both factors stay normal floats. Accuracy (checked against
@@ -28,12 +37,8 @@ static inline float pf_exp(float x) {
   const float xc = x < -104.0f ? -104.0f : (x > 88.8f ? 88.8f : x);
   const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
   const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  const float p = pf_poly(r, {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
+                              1.6666665459e-1f, 5.0000001201e-1f});
   const float y = p * r * r + r + 1.0f;
   const float n1 = std::floor(n * 0.5f);
   const int32_t b1 = ((int32_t)n1 + 127) << 23, b2 = ((int32_t)(n - n1) + 127) << 23;
@@ -51,23 +56,14 @@ static inline double pf_exp(double x) { return std::exp(x); }
 // give +-1, NaN stays NaN.
 static inline float pf_erf(float x) {
   const float a = std::fabs(x), z = x * x;
-  float p = -5.667994846589863e-4f;  // |x| <= 1: erf(x) = x * P(x^2)
-  p = p * z + 4.927420057356358e-3f;
-  p = p * z - 2.6720894500613213e-2f;
-  p = p * z + 1.128057911992073e-1f;
-  p = p * z - 3.7612390518188477e-1f;
-  p = p * z + 1.1283791065216064f;
+  // |x| <= 1: erf(x) = x * P(x^2)
+  const float p = pf_poly(z, {-5.667994846589863e-4f, 4.927420057356358e-3f, -2.6720894500613213e-2f,
+                              1.128057911992073e-1f, -3.7612390518188477e-1f, 1.1283791065216064f});
   const float ac = a > 4.0f ? 4.0f : a;  // erf(4) is 1 in float32
   const float t = 1.0f / (1.0f + ac);    // 1 < |x|: erf = 1 - exp(-x^2) * Q(1 / (1 + |x|))
-  float q = 1.0340814590454102f;
-  q = q * t - 3.4971108436584473f;
-  q = q * t + 4.798867225646973f;
-  q = q * t - 2.997122287750244f;
-  q = q * t + 3.6723193526268005e-1f;
-  q = q * t + 1.6374704241752625e-1f;
-  q = q * t + 5.778180360794067e-1f;
-  q = q * t + 5.632833242416382e-1f;
-  q = q * t + 2.658856101334095e-5f;
+  const float q = pf_poly(t, {1.0340814590454102f, -3.4971108436584473f, 4.798867225646973f, -2.997122287750244f,
+                              3.6723193526268005e-1f, 1.6374704241752625e-1f, 5.778180360794067e-1f,
+                              5.632833242416382e-1f, 2.658856101334095e-5f});
   const float big = 1.0f - pf_exp(-ac * ac) * q;
   return a <= 1.0f ? x * p : std::copysign(big, x);
 }
@@ -75,12 +71,9 @@ static inline double pf_erf(double x) { return std::erf(x); }
 
 static inline float pf_tanh(float x) {
   const float a = std::fabs(x), z = x * x;
-  float p = -5.697522312402725e-3f;  // |x| < 0.625: tanh(x) = x * P(x^2)
-  p = p * z + 2.0630307495594025e-2f;
-  p = p * z - 5.373586341738701e-2f;
-  p = p * z + 1.3331365585327148e-1f;
-  p = p * z - 3.3333274722099304e-1f;
-  p = p * z + 1.0f;
+  // |x| < 0.625: tanh(x) = x * P(x^2)
+  const float p = pf_poly(z, {-5.697522312402725e-3f, 2.0630307495594025e-2f, -5.373586341738701e-2f,
+                              1.3331365585327148e-1f, -3.3333274722099304e-1f, 1.0f});
   const float ac = a > 9.0f ? 9.0f : a;  // tanh(9) is 1 in float32
   const float big = 1.0f - 2.0f / (pf_exp(2.0f * ac) + 1.0f);
   return a < 0.625f ? x * p : std::copysign(big, x);

@@ -120,13 +120,13 @@ struct Pool {
       return;
     }
     grow(nt - 1);
-    const int64_t count = (total + g - 1) / g;
-    if (count >= CLOSED) g = (total + CLOSED - 2) / (CLOSED - 1);
+    if ((total + g - 1) / g >= CLOSED) g = (total + CLOSED - 2) / (CLOSED - 1);  // range numbers fit 32 bits
+    const uint32_t count = (uint32_t)((total + g - 1) / g);
     fn.store(f);
     ctx.store(c);
     n.store(total);
     grain.store(g);
-    nranges.store((uint32_t)((total + g - 1) / g));
+    nranges.store(count);
     nthreads.store(nt);
     done.store(0);
     const uint32_t j = ++job == 0 ? ++job : job;  // 0 is the id before any job
@@ -138,8 +138,7 @@ struct Pool {
     tl_in_pool = true;
     work(j);
     tl_in_pool = false;
-    const uint32_t want = nranges.load();
-    for (int spins = 0; done.load(std::memory_order_acquire) < want;)
+    for (int spins = 0; done.load(std::memory_order_acquire) < count;)
       if (++spins < 4096) cpu_relax(); else std::this_thread::yield();  // a claimed range is running
     claim.store(word(j, CLOSED));
   }

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -119,7 +118,7 @@ def _compiled(model, args):
 def cmd_run(args) -> int:
     import numpy as np
 
-    from .build.artifact import replace_dir
+    from .build.artifact import staged
 
     feeds = _load_inputs(args.input)
     cm = _compiled(args.model, args)
@@ -127,14 +126,12 @@ def cmd_run(args) -> int:
     dest = Path(args.output)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(f"-o {dest}: exists and is not empty")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     taken: set = set()
-    for name, arr in zip(cm.output_names, outs):
-        fname = _safe_filename(name, taken) + ".npy"
-        np.save(tmp / fname, arr)
-        print(f"{name}: {arr.dtype.name}{list(arr.shape)} -> {dest / fname}")
-    replace_dir(tmp, dest)
+    with staged(dest) as tmp:
+        for name, arr in zip(cm.output_names, outs):
+            fname = _safe_filename(name, taken) + ".npy"
+            np.save(tmp / fname, arr)
+            print(f"{name}: {arr.dtype.name}{list(arr.shape)} -> {dest / fname}")
     return 0
 
 

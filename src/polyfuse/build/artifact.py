@@ -11,6 +11,7 @@ Layout::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,12 +44,24 @@ def check_replaceable(dest: Path) -> None:
         raise ArtifactError(f"{dest}: exists and is not a polyfuse artifact directory; refusing to overwrite it")
 
 
-def write_artifact(dest: Path, *, source: str, cmake: str, library: Path | None, manifest: dict, write_weights_to) -> Path:
-    dest = Path(dest)
-    check_replaceable(dest)
+@contextlib.contextmanager
+def staged(dest: Path):
+    """A new temporary sibling of ``dest`` to fill; when the block succeeds it replaces ``dest``
+    whole (see replace_dir), when it fails it is removed: no partial directory is left."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
+        yield tmp
+        replace_dir(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_artifact(dest: Path, *, source: str, cmake: str, library: Path | None, manifest: dict, write_weights_to) -> Path:
+    dest = Path(dest)
+    check_replaceable(dest)
+    with staged(dest) as tmp:
         (tmp / "model.cpp").write_text(source)
         (tmp / "CMakeLists.txt").write_text(cmake)
         write_weights_to(tmp / WEIGHTS)
@@ -59,10 +72,6 @@ def write_artifact(dest: Path, *, source: str, cmake: str, library: Path | None,
         if library is not None:
             shutil.copy2(library, tmp / LIBRARY)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 
@@ -93,15 +102,10 @@ def read_manifest(directory: Path) -> dict:
     return m
 
 
-def copy_artifact(src: Path, dest: Path) -> Path:
+def copy_artifact(src: Path, dest: Path, copy_function=shutil.copy2) -> Path:
+    """Copy the artifact ``src`` to ``dest`` (atomically), each file with ``copy_function``."""
     dest = Path(dest)
     check_replaceable(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
-        replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staged(dest) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=copy_function)
     return dest

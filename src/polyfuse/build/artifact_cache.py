@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .artifact import copy_artifact
 from .cache import cache_dir, digest
 from .compiler import compiler_id, cxx, host_flags
 
@@ -75,39 +76,25 @@ def _chunks(model, size: int = 1 << 24):
         raise TypeError(type(model).__name__)
 
 
-def _mirror(src: Path, dst: Path) -> None:
-    """Copy the tree ``src`` to the new directory ``dst``, hard-linking large files."""
-    for f in src.rglob("*"):
-        out = dst / f.relative_to(src)
-        if f.is_dir():
-            out.mkdir(parents=True, exist_ok=True)
-            continue
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if f.stat().st_size >= LINK_MIN_BYTES:
-            f.chmod(0o444)  # shared between artifacts and the cache: nobody edits it in place
-            try:
-                os.link(f, out)
-                continue
-            except OSError:
-                pass  # another file system: copy
-        shutil.copy2(f, out)
+def _link_or_copy(src, dst) -> None:
+    """Hard-link large files (made read-only: shared between artifacts and the cache, nobody
+    edits them in place); copy small ones, and anything across file systems."""
+    if os.stat(src).st_size >= LINK_MIN_BYTES:
+        os.chmod(src, 0o444)
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
 
 
 def fetch(k: str, dest: Path) -> bool:
     """Materialise the cached artifact ``k`` at ``dest`` (atomically); False on a miss."""
-    from .artifact import replace_dir
-
     entry = cache_dir() / "artifacts" / k
     if not (entry / "manifest.json").is_file():
         return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        _mirror(entry, tmp)
-        replace_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    copy_artifact(entry, dest, _link_or_copy)
     return True
 
 
@@ -120,7 +107,7 @@ def store(k: str, artifact: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{k}.", dir=root))
     try:
-        _mirror(artifact, tmp)
+        shutil.copytree(artifact, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
         os.replace(tmp, entry)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -339,8 +339,9 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
     raw_reads: set[int] = set()  # weights byte offsets that kernels read as they are (not packed)
 
     def note_raw(name: str) -> None:
-        if not name.startswith(PACKED) and plan.location(name).kind == "weights":
-            raw_reads.add(plan.location(name).at)
+        loc = None if name.startswith(PACKED) else plan.location(name)
+        if loc is not None and loc.kind == "weights":
+            raw_reads.add(loc.at)
 
     for k in model.kernels:
         rk = _RENDER[type(k)](k, g, packer)

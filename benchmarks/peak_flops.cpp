@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -26,13 +27,6 @@ struct Isa {
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }  // a * b + c
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static float sum(V a) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, a);
-    float s = 0;
-    for (float x : t) s += x;
-    return s;
-  }
 };
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -43,13 +37,6 @@ struct Isa {
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static float sum(V a) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, a);
-    float s = 0;
-    for (float x : t) s += x;
-    return s;
-  }
 };
 #elif defined(__aarch64__)
 #include <arm_neon.h>
@@ -60,7 +47,6 @@ struct Isa {
   static V set1(float x) { return vdupq_n_f32(x); }
   static V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }  // c + a * b
   static V add(V a, V b) { return vaddq_f32(a, b); }
-  static float sum(V a) { return vaddvq_f32(a); }
 };
 #else
 struct Isa {
@@ -70,9 +56,17 @@ struct Isa {
   static V set1(float x) { return x; }
   static V fma(V a, V b, V c) { return a * b + c; }
   static V add(V a, V b) { return a + b; }
-  static float sum(V a) { return a; }
 };
 #endif
+
+// Sum of a vector's lanes (only to keep the result alive).
+static float lane_sum(Isa::V a) {
+  float t[Isa::lanes];
+  std::memcpy(t, &a, sizeof t);
+  float s = 0;
+  for (float x : t) s += x;
+  return s;
+}
 
 constexpr int kChains = 12;
 constexpr double kFlopsPerIter = 2.0 * Isa::lanes * kChains;
@@ -105,7 +99,7 @@ static void fma_loop(long iters) {
   }
   V s = Isa::add(Isa::add(Isa::add(a0, a1), Isa::add(a2, a3)), Isa::add(Isa::add(a4, a5), Isa::add(a6, a7)));
   s = Isa::add(s, Isa::add(Isa::add(a8, a9), Isa::add(a10, a11)));
-  g_sink.store(g_sink.load(std::memory_order_relaxed) + Isa::sum(s), std::memory_order_relaxed);
+  g_sink.store(g_sink.load(std::memory_order_relaxed) + lane_sum(s), std::memory_order_relaxed);
 }
 
 // Wall-clock seconds for `nthreads` threads each running fma_loop(iters), started together.

@@ -8,7 +8,8 @@
 // as they are awake. A worker that sleeps (after an idle period) therefore costs nothing: the
 // caller simply runs more of the ranges itself. Workers spin for a short while after each loop
 // (PF_SPIN_US, default 300 microseconds) so back-to-back kernels of one inference find them
-// awake, then block.
+// awake, then block. Before each loop the workers' CPU affinity is set to exclude the CPU the
+// caller is on (Linux), so a woken worker cannot end up sharing the caller's core.
 //
 // Serial, with no synchronisation at all, when n <= grain, nthreads <= 1, inside another
 // pf_parallel_for body (nested loops run inline), or when another thread is using the pool.

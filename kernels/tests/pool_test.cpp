@@ -2,6 +2,7 @@
 // respect the grain, results are visible to the caller when pf_parallel_for returns, nested
 // loops run inline, and two threads may call the pool at once. Workers are made to fall
 // asleep between loops (PF_SPIN_US=0 in the test), so late wake-ups are exercised too.
+// On Linux with two or more CPUs, workers never run on the CPU the caller runs on.
 //   usage: pool_test [--iterations N]
 // Prints "pool: N loops, 0 failures" and exits 0 on success.
 #include "pf_pool.h"
@@ -13,6 +14,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 static std::atomic<long> failures{0};
 
@@ -47,6 +51,36 @@ static long one_loop(int64_t n, int64_t grain, int nt, unsigned seed, bool neste
   return 1;
 }
 
+// Loops whose caller stays on one CPU throughout: no range may run on that CPU in a worker.
+// Returns the number of ranges workers ran (0 when the check does not apply).
+static long workers_avoid_caller_cpu() {
+#if defined(__linux__)
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return 0;
+  long worker_ranges = 0;
+  for (int loop = 0; loop < 200; ++loop) {
+    const auto self = std::this_thread::get_id();
+    const int before = sched_getcpu();
+    std::atomic<int> clashes{0}, in_workers{0};
+    pf_parallel_for(64, 1, 2, [&](int64_t, int64_t) {
+      volatile double x = 0;
+      for (int i = 0; i < 20000; ++i) x = x + i;  // long enough for a woken worker to join
+      if (std::this_thread::get_id() != self) {
+        in_workers.fetch_add(1);
+        if (sched_getcpu() == before) clashes.fetch_add(1);
+      }
+    });
+    if (sched_getcpu() != before) continue;  // the caller moved: nothing to check
+    check(clashes.load() == 0, "worker ran on the caller's CPU", (long)before, (long)clashes.load());
+    worker_ranges += in_workers.load();
+    if (loop % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // workers sleep
+  }
+  return worker_ranges;
+#else
+  return 0;
+#endif
+}
+
 int main(int argc, char** argv) {
   int iterations = 2000;
   for (int i = 1; i < argc; ++i) {
@@ -75,6 +109,8 @@ int main(int argc, char** argv) {
   for (int it = 0; it < iterations / 4; ++it) loops += one_loop(1000, 3, 3, (unsigned)it * 3u, false);
   other.join();
   loops += iterations / 4;
+  const long steered = workers_avoid_caller_cpu();
+  std::printf("pool: CPU steering checked on %ld worker ranges\n", steered);
   std::printf("pool: %ld loops, %ld failures\n", loops, failures.load());
   return failures.load() == 0 ? 0 : 1;
 }

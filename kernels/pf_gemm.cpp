@@ -363,6 +363,7 @@ struct Problem {
   const float* packedB;  // full pre-packed B (pf_sgemm_pack_b layout) or null
   float* C;
   idx ldc;
+  const pf_epilogue* ep;  // or null
 };
 
 // C[0:mc, 0:nc] (+)= A @ Bp, one MR x NR tile at a time. Row r of A starts at A.p + r * a_row
@@ -450,6 +451,7 @@ void run(const Problem& p, int nthreads) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0 || p.alpha == 0.0f) {  // A and B are not referenced
     scale_c(p.M, p.N, p.beta, p.C, p.ldc);
+    if (p.ep) p.ep->fn(p.ep->ctx, 0, p.M, 0, p.N);
     return;
   }
   // Don't fork for tiny problems: require ~64K multiply-adds per thread.
@@ -508,6 +510,7 @@ void run(const Problem& p, int nthreads) {
             const int mc = std::min(mcb, r1 - ic);
             const APanel a{Ak.p + ic * a_row, Ak.rs, Ak.cs};
             macro_kernel(mc, nc, kc, a, a_row, Bp, p.C + (m0 + ic) * p.ldc + n0, p.ldc, p.alpha, beta);
+            if (p.ep && k0 + kc == K) p.ep->fn(p.ep->ctx, m0 + ic, m0 + ic + mc, n0, n0 + nc);  // final, in cache
           }
         }
       }
@@ -518,8 +521,8 @@ void run(const Problem& p, int nthreads) {
 }  // namespace
 
 void pf_sgemm(int M, int N, int K, float alpha, const float* A, int lda, int transA, const float* B,
-              int ldb, int transB, float beta, float* C, int ldc, int nthreads) {
-  const Problem p{M, N, K, alpha, beta, A, lda, transA, B, ldb, transB, nullptr, C, ldc};
+              int ldb, int transB, float beta, float* C, int ldc, int nthreads, const pf_epilogue* ep) {
+  const Problem p{M, N, K, alpha, beta, A, lda, transA, B, ldb, transB, nullptr, C, ldc, ep};
   run(p, nthreads);
 }
 
@@ -540,8 +543,9 @@ void pf_sgemm_pack_b(int K, int N, const float* B, int ldb, int transB, float* p
 }
 
 void pf_sgemm_prepacked(int M, int N, int K, float alpha, const float* A, int lda, int transA,
-                        const float* packedB, float beta, float* C, int ldc, int nthreads) {
-  const Problem p{M, N, K, alpha, beta, A, lda, transA, nullptr, 0, 0, packedB, C, ldc};
+                        const float* packedB, float beta, float* C, int ldc, int nthreads,
+                        const pf_epilogue* ep) {
+  const Problem p{M, N, K, alpha, beta, A, lda, transA, nullptr, 0, 0, packedB, C, ldc, ep};
   run(p, nthreads);
 }
 

@@ -14,14 +14,33 @@
 // (__AVX512F__, __AVX2__ && __FMA__, __ARM_NEON / __aarch64__, else portable
 // C++), so the library must be compiled with the same flags (-march=...) as
 // the code that consumes a pre-packed B buffer.
+//
+// Epilogue: when `ep` is given, ep->fn(ep->ctx, r0, r1, c0, c1) is called on blocks
+// C[r0:r1, c0:c1] that cover C exactly once, each as soon as its values are final, by the
+// thread that computed it (so the block is still in its cache). Blocks are called concurrently
+// from several threads; an epilogue may only read and write its own block of C (and read
+// other buffers). All calls have returned when the GEMM returns.
 #pragma once
 
 #include <cstddef>
 
+typedef void (*pf_tile_fn)(void* ctx, int r0, int r1, int c0, int c1);
+struct pf_epilogue {
+  pf_tile_fn fn;
+  void* ctx;
+};
+
+// An epilogue that calls f(r0, r1, c0, c1); f must outlive the GEMM call.
+template <class F>
+inline pf_epilogue pf_epilogue_of(const F& f) {
+  return {[](void* c, int r0, int r1, int c0, int c1) { (*static_cast<const F*>(c))(r0, r1, c0, c1); },
+          const_cast<void*>(static_cast<const void*>(&f))};
+}
+
 void pf_sgemm(int M, int N, int K, float alpha,
               const float* A, int lda, int transA,
               const float* B, int ldb, int transB,
-              float beta, float* C, int ldc, int nthreads);
+              float beta, float* C, int ldc, int nthreads, const pf_epilogue* ep = nullptr);
 
 // Pre-packing of a constant B operand (weights), done once at model load.
 // The packed layout depends on the compiled micro-kernel (see pf_gemm.cpp);
@@ -30,7 +49,8 @@ void pf_sgemm(int M, int N, int K, float alpha,
 size_t pf_sgemm_packed_b_size(int K, int N);  // number of floats needed
 void   pf_sgemm_pack_b(int K, int N, const float* B, int ldb, int transB, float* packed);
 void   pf_sgemm_prepacked(int M, int N, int K, float alpha, const float* A, int lda, int transA,
-                          const float* packedB, float beta, float* C, int ldc, int nthreads);
+                          const float* packedB, float beta, float* C, int ldc, int nthreads,
+                          const pf_epilogue* ep = nullptr);
 
 // Name of the compiled micro-kernel, e.g. "avx2-6x16" (for tests/logging).
 const char* pf_sgemm_kernel_name();

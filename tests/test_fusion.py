@@ -109,6 +109,27 @@ def test_matmul_epilogues(act):
     check(m, feeds, {"contraction": 1})
 
 
+@pytest.mark.parametrize("batched", [False, True])
+def test_matmul_epilogue_on_many_blocks(tmp_path, batched):
+    """A GEMM split into many blocks over 2 threads applies its epilogue (bias, GELU, residual) to
+    each block inside the GEMM once it is final; a batched product applies it in a pass after."""
+    x, w, b, r = f32(2, 150, 320), f32(320, 300), f32(300), f32(2, 150, 300)
+    wname, inits = ("w", [("w", w), ("b", b)]) if not batched else ("wb", [("b", b)])
+    nodes = [helper.make_node("MatMul", ["x", wname], ["mm"]), helper.make_node("Add", ["mm", "b"], ["h"]),
+             helper.make_node("Gelu", ["h"], ["g"]), helper.make_node("Add", ["g", "r"], ["out"])]
+    inputs = [("x", np.float32, [2, 150, 320]), ("r", np.float32, [2, 150, 300])]
+    feeds = {"x": x, "r": r}
+    if batched:  # a per-batch weight input: the product keeps its batch loop
+        inputs.append(("wb", np.float32, [2, 320, 300]))
+        feeds["wb"] = np.stack([w, -w])
+    m = model(nodes, inputs, [("out", np.float32, None)], inits, opset=20)
+    assert summarize(m)[0]["kernels_by_kind"] == {"contraction": 1}
+    ours = polyfuse.compile(m, threads=2, output_dir=tmp_path / "art")
+    assert ("pf_epilogue_of" in (tmp_path / "art" / "model.cpp").read_text()) != batched
+    for a, e in zip(ours.run(None, feeds), run_ort(m, feeds)):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-4)
+
+
 def _attention_model(heads=4, seq=13, dh=8):
     """Q/K/V projections, head split (Reshape+Transpose), scaled masked softmax, head merge."""
     hid = heads * dh

@@ -15,6 +15,7 @@
 // page (Linux), at an arbitrary 4-byte alignment, so any read past the end of
 // A, B or C crashes. Row padding of C (ldc > N) holds a sentinel that must
 // survive, and beta == 0 cases pre-fill C with NaN to prove C is write-only.
+#include <atomic>
 #include "../pf_gemm.h"
 
 #include <cmath>
@@ -201,6 +202,34 @@ void run_shape(const Shape& sh, int pad, bool big) {
           pf_sgemm_prepacked(M, N, K, cs.alpha, As.buf.data(), As.ld, tA, packed.data(), cs.beta,
                              Cs.buf.data(), ldc, nt);
           check("pf_sgemm_prepacked", tA, tB, cs, nt);
+          // With an epilogue that negates its block: every element once, after its last update.
+          fill_c(cs);
+          std::vector<std::atomic<int>> seen((size_t)M * N);
+          std::atomic<int> outside{0};
+          float* c = Cs.buf.data();
+          auto negate = [&](int r0, int r1, int c0, int c1) {
+            if (r0 < 0 || r1 > M || c0 < 0 || c1 > N || r0 >= r1 || c0 >= c1) outside.fetch_add(1);
+            for (int i = std::max(r0, 0); i < std::min(r1, M); ++i)
+              for (int j = std::max(c0, 0); j < std::min(c1, N); ++j) {
+                seen[(size_t)i * N + j].fetch_add(1);
+                c[(size_t)i * ldc + j] = -c[(size_t)i * ldc + j];
+              }
+          };
+          const pf_epilogue ep = pf_epilogue_of(negate);
+          pf_sgemm_prepacked(M, N, K, cs.alpha, As.buf.data(), As.ld, tA, packed.data(), cs.beta,
+                             Cs.buf.data(), ldc, nt, &ep);
+          int wrong = outside.load();
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              wrong += seen[(size_t)i * N + j].load() != 1;
+              c[(size_t)i * ldc + j] = -c[(size_t)i * ldc + j];
+            }
+          if (wrong) {
+            ++g_failures;
+            std::printf("FAIL epilogue M=%d N=%d K=%d nthreads=%d: %d elements not seen exactly once\n", M, N, K,
+                        nt, wrong);
+          }
+          check("pf_sgemm_prepacked with epilogue", tA, tB, cs, nt);
         }
       }
     }

@@ -189,8 +189,11 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
         epr = params.printer(k.loads, zero, {ACC: "acc"})
         out_strides = k.c_strides if k.c_strides is not None else strides(shape)
         out_index = sum((i * s for i, s, d in zip(IDX, out_strides, shape) if d != 1), sympy.Integer(0))
-        epilogue = dict(flat=_flat(_loops(shape, [d for d, n in enumerate(shape) if n != 1]), True),
-                        out_index=epr(sympy.sympify(out_index).subs(zero)),
+        flat = _flat(_loops(shape, [d for d, n in enumerate(shape) if n != 1]), True)
+        # Applied per finished block inside the GEMM when the flat index is C's row and the
+        # inner loop C's column; otherwise a separate pass over C after it.
+        tiled = not k.batch and flat["inner"] is not None and flat["inner"][1] == k.n and flat["n"] == k.m
+        epilogue = dict(flat=flat, tiled=tiled, out_index=epr(sympy.sympify(out_index).subs(zero)),
                         body=epr(sympy.sympify(k.epilogue).subs(zero)))
     text = render("host/contraction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,

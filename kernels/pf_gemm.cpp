@@ -373,7 +373,14 @@ void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, 
   for (int jr = 0; jr < nc; jr += NR) {
     const int nr = std::min(NR, nc - jr);
     const float* b = Bp + (idx)jr * kc;
-    for (int ir = 0; ir < mc; ir += MR) {
+    // The next B micro-panel is prefetched into L1 a slice per micro-kernel call, so its first
+    // call does not wait for it (+3-4% at 2 threads on 128x3072x768 and 128x768x3072,
+    // where B streams from L3 or memory; neutral when B stays in L2).
+    const char* next_b = reinterpret_cast<const char*>(b + (idx)NR * kc);
+    const int n_ir = (mc + MR - 1) / MR;
+    const int lines = jr + NR < nc ? (int)(NR * kc * sizeof(float) / 64) : 0, per_ir = (lines + n_ir - 1) / n_ir;
+    for (int ir = 0, step = 0; ir < mc; ir += MR, ++step) {
+      for (int q = step * per_ir, qe = std::min(lines, q + per_ir); q < qe; ++q) __builtin_prefetch(next_b + 64 * q, 0, 3);
       const int mr = std::min(MR, mc - ir);
       const APanel a{A.p + ir * a_row, A.rs, A.cs};
       float* c = C + ir * ldc + jr;

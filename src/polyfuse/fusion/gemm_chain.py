@@ -6,9 +6,10 @@
                                                    ==>   GemmChain(x, W1, W2)
 
 Per block of rows, ``up``'s rows are computed into a thread-local tile and multiplied by W2 at
-once: the intermediate never reaches memory. Each block re-packs W2, so the chain is formed only
-when W2 is small (:data:`MAX_SECOND_WEIGHTS`): MobileBERT's 512x128 feed-forward layers qualify,
-BERT-base's 3072x768 do not.
+once: the intermediate never reaches memory. Each block re-reads W2 (and re-packs it unless it
+is a pre-packed constant), so the chain is formed only when W2 is small
+(:data:`MAX_SECOND_WEIGHTS`): MobileBERT's 512x128 feed-forward layers qualify, BERT-base's
+3072x768 do not.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..kernel.ir import Contraction, GemmChain
 
-MAX_SECOND_WEIGHTS = 1 << 20  # bytes of W2 re-packed per row block
+MAX_SECOND_WEIGHTS = 1 << 20  # bytes of W2 re-read per row block
 TILE_BYTES = 1 << 17  # target size of one block of the intermediate
 
 

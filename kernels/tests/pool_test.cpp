@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 #include <vector>
-#if defined(__linux__)
+#if defined(__linux__) && !defined(__ANDROID__)
 #include <sched.h>
 #endif
 
@@ -54,7 +54,7 @@ static long one_loop(int64_t n, int64_t grain, int nt, unsigned seed, bool neste
 // Loops whose caller stays on one CPU throughout: no range may run on that CPU in a worker.
 // Returns the number of ranges workers ran (0 when the check does not apply).
 static long workers_avoid_caller_cpu() {
-#if defined(__linux__)
+#if defined(__linux__) && !defined(__ANDROID__)
   cpu_set_t allowed;
   if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return 0;
   long worker_ranges = 0;

@@ -114,6 +114,7 @@ struct Pool {
         break;  // run with the workers we have
       }
       ++nworkers;
+      avoid = -1;  // the new worker has the caller's affinity: steer() must set it
     }
   }
 

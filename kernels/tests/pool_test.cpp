@@ -51,9 +51,9 @@ static long one_loop(int64_t n, int64_t grain, int nt, unsigned seed, bool neste
   return 1;
 }
 
-// Loops whose caller stays on one CPU throughout: no range may run on that CPU in a worker.
-// Returns the number of ranges workers ran (0 when the check does not apply).
-static long workers_avoid_caller_cpu() {
+// Loops over nt threads whose caller stays on one CPU throughout: no range may run on that CPU
+// in a worker. Returns the number of ranges workers ran (0 when the check does not apply).
+static long workers_avoid_caller_cpu(int nt) {
 #if defined(__linux__) && !defined(__ANDROID__)
   cpu_set_t allowed;
   if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2) return 0;
@@ -62,7 +62,7 @@ static long workers_avoid_caller_cpu() {
     const auto self = std::this_thread::get_id();
     const int before = sched_getcpu();
     std::atomic<int> clashes{0}, in_workers{0};
-    pf_parallel_for(64, 1, 2, [&](int64_t, int64_t) {
+    pf_parallel_for(64, 1, nt, [&](int64_t, int64_t) {
       volatile double x = 0;
       for (int i = 0; i < 20000; ++i) x = x + i;  // long enough for a woken worker to join
       if (std::this_thread::get_id() != self) {
@@ -92,6 +92,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Steering with one worker first, and again at the end with workers created after it.
+  long steered = workers_avoid_caller_cpu(2);
   long loops = 0;
   unsigned seed = 12345;
   auto rnd = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 8); };
@@ -109,7 +111,7 @@ int main(int argc, char** argv) {
   for (int it = 0; it < iterations / 4; ++it) loops += one_loop(1000, 3, 3, (unsigned)it * 3u, false);
   other.join();
   loops += iterations / 4;
-  const long steered = workers_avoid_caller_cpu();
+  steered += workers_avoid_caller_cpu(4);
   std::printf("pool: CPU steering checked on %ld worker ranges\n", steered);
   std::printf("pool: %ld loops, %ld failures\n", loops, failures.load());
   return failures.load() == 0 ? 0 : 1;

@@ -1,10 +1,15 @@
 // pf_pool.cpp - see pf_pool.h.
 //
-// One loop ("job") at a time. Its ranges are claimed through one 64-bit counter holding
-// (job id << 32 | next range). A worker claims with a compare-and-swap that also checks the
-// job id, so a worker that wakes up late can never run a range of a finished job or of a job
-// that is not published yet: the caller closes a job (next range = CLOSED) before it writes the
-// next job's fields, and publishes the new id only after writing them.
+// One loop ("job") at a time. Its ranges are split into one contiguous block per thread (the
+// caller is thread 0). A thread claims ranges from the front of its own block, then from the
+// back of the others' blocks, so with all threads awake each runs the same part of every loop
+// it shares with the same thread count (its rows of C, its columns of a weight stay in its
+// caches from one call to the next) and a thread that is late or slowed still leaves no range
+// waiting for it. Each block is one 64-bit word (job id << 32 | front << 16 | back), claimed
+// with a compare-and-swap that also checks the job id, so a worker that wakes up late can never
+// run a range of a finished job or of a job that is not published yet: the caller writes a
+// job's fields, then its blocks, and publishes its id last; a job ends only when every range of
+// it has been claimed and run.
 #include "pf_pool.h"
 
 #include <pthread.h>
@@ -31,12 +36,20 @@ static inline void cpu_relax() {}
 
 namespace {
 
-constexpr uint32_t CLOSED = 0xffffffffu;
 constexpr int MAX_WORKERS = 255;
+constexpr int64_t MAX_BLOCK = 0xffff;  // ranges per thread block (16 bits each for front and back)
 thread_local bool tl_in_pool = false;
 
-inline uint64_t word(uint32_t job, uint32_t next) { return (uint64_t)job << 32 | next; }
+inline uint64_t word(uint32_t job, uint32_t front, uint32_t back) {
+  return (uint64_t)job << 32 | (uint64_t)front << 16 | back;
+}
 inline uint32_t job_of(uint64_t w) { return (uint32_t)(w >> 32); }
+inline uint32_t front_of(uint64_t w) { return (uint32_t)(w >> 16) & 0xffff; }
+inline uint32_t back_of(uint64_t w) { return (uint32_t)w & 0xffff; }
+
+struct alignas(64) Block {  // one cache line each: threads claim from their own without sharing
+  std::atomic<uint64_t> w{0};
+};
 
 int64_t spin_ns() {
   const char* s = std::getenv("PF_SPIN_US");
@@ -50,11 +63,12 @@ int64_t now_ns() {
 }
 
 struct Pool {
-  std::atomic<uint64_t> claim{word(0, CLOSED)};
+  std::atomic<uint32_t> posted{0};  // id of the current job; workers wait for it to change
+  Block blocks[MAX_WORKERS + 1];     // thread t's ranges: [t * per + front, t * per + back)
   std::atomic<pf_range_fn> fn{nullptr};
   std::atomic<void*> ctx{nullptr};
   std::atomic<int64_t> n{0}, grain{1};
-  std::atomic<uint32_t> nranges{0};
+  std::atomic<uint32_t> per{1};  // ranges per block
   std::atomic<int> nthreads{1};
   std::atomic<uint32_t> done{0};
   std::atomic<int> sleepers{0};
@@ -67,39 +81,47 @@ struct Pool {
   int avoid = -1;    // the CPU the workers are kept off, -1 for none (under caller)
   const int64_t spin = spin_ns();
 
-  // Claims and runs ranges of `j` until none is left; returns at once if `j` is not current.
-  void work(uint32_t j) {
+  // Claims and runs ranges of `j` (as thread `self`) until none is left; returns at once if `j`
+  // is not current.
+  void work(uint32_t j, int self) {
     const pf_range_fn f = fn.load();
     void* const c = ctx.load();
-    const int64_t total = n.load(), g = grain.load();
-    const uint32_t count = nranges.load();
-    for (;;) {
-      uint64_t w = claim.load();
-      if (job_of(w) != j || (uint32_t)w >= count) return;
-      if (!claim.compare_exchange_weak(w, w + 1)) continue;
-      const int64_t b = (int64_t)(uint32_t)w * g;
-      f(c, b, std::min(total, b + g));
-      done.fetch_add(1, std::memory_order_release);
+    const int64_t total = n.load(), g = grain.load(), size = per.load();
+    const int nb = nthreads.load();
+    for (int d = 0; d < nb; ++d) {  // own block from the front, then the others from the back
+      const int t = (self + d) % nb;
+      std::atomic<uint64_t>& b = blocks[t].w;
+      for (;;) {
+        uint64_t w = b.load();
+        const uint32_t lo = front_of(w), hi = back_of(w);
+        if (job_of(w) != j) return;
+        if (lo >= hi) break;
+        const uint64_t next = d == 0 ? word(j, lo + 1, hi) : word(j, lo, hi - 1);
+        if (!b.compare_exchange_weak(w, next)) continue;
+        const int64_t r0 = (t * size + (d == 0 ? lo : hi - 1)) * g;
+        f(c, r0, std::min(total, r0 + g));
+        done.fetch_add(1, std::memory_order_release);
+      }
     }
   }
 
   void worker_loop(int index) {
     tl_in_pool = true;
-    uint32_t seen = job_of(claim.load());
+    uint32_t seen = posted.load();
     while (!stop.load()) {
-      uint64_t w = claim.load();
+      uint32_t j = posted.load();
       const int64_t t0 = now_ns();
-      for (int spins = 0; job_of(w) == seen && !stop.load(); w = claim.load()) {
+      for (int spins = 0; j == seen && !stop.load(); j = posted.load()) {
         cpu_relax();
         if (++spins % 256 == 0 && now_ns() - t0 > spin) {
           std::unique_lock<std::mutex> lk(mu);
           sleepers.fetch_add(1);
-          cv.wait(lk, [&] { return stop.load() || job_of(claim.load()) != seen; });
+          cv.wait(lk, [&] { return stop.load() || posted.load() != seen; });
           sleepers.fetch_sub(1);
         }
       }
-      seen = job_of(w);
-      if (index + 1 < nthreads.load()) work(seen);
+      seen = j;
+      if (index + 1 < nthreads.load()) work(seen, index + 1);
     }
   }
 
@@ -143,29 +165,37 @@ struct Pool {
       f(c, 0, total);
       return;
     }
+    nt = std::min(nt, MAX_WORKERS + 1);
     grow(nt - 1);
-    if ((total + g - 1) / g >= CLOSED) g = (total + CLOSED - 2) / (CLOSED - 1);  // range numbers fit 32 bits
-    const uint32_t count = (uint32_t)((total + g - 1) / g);
+    int64_t count = (total + g - 1) / g;
+    if (count > nt * MAX_BLOCK) {  // range numbers fit the block words
+      g = (total + nt * MAX_BLOCK - 1) / (nt * MAX_BLOCK);
+      count = (total + g - 1) / g;
+    }
+    const int64_t size = (count + nt - 1) / nt;
     fn.store(f);
     ctx.store(c);
     n.store(total);
     grain.store(g);
-    nranges.store(count);
+    per.store((uint32_t)size);
     nthreads.store(nt);
     done.store(0);
     const uint32_t j = ++job == 0 ? ++job : job;  // 0 is the id before any job
-    claim.store(word(j, 0));
+    for (int t = 0; t < nt; ++t) {
+      const int64_t lo = std::min(count, t * size), hi = std::min(count, lo + size);
+      blocks[t].w.store(word(j, 0, (uint32_t)(hi - lo)));
+    }
+    posted.store(j);
     steer();
     if (sleepers.load() > 0) {
       std::lock_guard<std::mutex> lk(mu);
       cv.notify_all();
     }
     tl_in_pool = true;
-    work(j);
+    work(j, 0);
     tl_in_pool = false;
-    for (int spins = 0; done.load(std::memory_order_acquire) < count;)
+    for (int spins = 0; done.load(std::memory_order_acquire) < (uint32_t)count;)
       if (++spins < 4096) cpu_relax(); else std::this_thread::yield();  // a claimed range is running
-    claim.store(word(j, CLOSED));
   }
 
   void shutdown() {

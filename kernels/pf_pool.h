@@ -4,9 +4,12 @@
 // pf_parallel_for(n, grain, nthreads, body) calls body(begin, end) on disjoint ranges that
 // cover [0, n), each at most `grain` long (or one range [0, n) when it runs serially), and
 // returns when all have run, their writes visible to the caller. The calling thread
-// takes part; up to nthreads - 1 persistent workers claim ranges from a shared counter as soon
-// as they are awake. A worker that sleeps (after an idle period) therefore costs nothing: the
-// caller simply runs more of the ranges itself. Workers spin for a short while after each loop
+// takes part; up to nthreads - 1 persistent workers join as soon as they are awake. The ranges
+// are split into one contiguous block per thread: each thread runs its own block first (so
+// with the same thread count a thread gets the same part of every loop, and its data stays in
+// its caches from one loop to the next), then takes the remaining ranges of the others from
+// their ends. A worker that sleeps (after an idle period) therefore costs nothing: the caller
+// simply runs more of the ranges itself. Workers spin for a short while after each loop
 // (PF_SPIN_US, default 300 microseconds) so back-to-back kernels of one inference find them
 // awake, then block. Before each loop the workers' CPU affinity is set to exclude the CPU the
 // caller is on (Linux), so a woken worker cannot end up sharing the caller's core.

@@ -2,7 +2,8 @@
 // respect the grain, results are visible to the caller when pf_parallel_for returns, nested
 // loops run inline, and two threads may call the pool at once. Workers are made to fall
 // asleep between loops (PF_SPIN_US=0 in the test), so late wake-ups are exercised too.
-// On Linux with two or more CPUs, workers never run on the CPU the caller runs on.
+// On Linux with two or more CPUs, workers never run on the CPU the caller runs on. Each thread
+// starts on its own block of ranges: a worker's first range in a loop is the front of a block.
 //   usage: pool_test [--iterations N]
 // Prints "pool: N loops, 0 failures" and exits 0 on success.
 #include "pf_pool.h"
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,6 +83,41 @@ static long workers_avoid_caller_cpu(int nt) {
 #endif
 }
 
+// Loops of n ranges over nt threads whose caller is held in its first range until a worker has
+// run one: every worker's first range must then be the front of a block (ranges are split into
+// nt blocks of ceil(n / nt)), never the caller's next range. Returns the workers checked.
+static long workers_start_at_their_block(int nt) {
+  const int64_t n = 4 * nt + 3, size = (n + nt - 1) / nt;
+  long checked = 0;
+  for (int loop = 0; loop < 50; ++loop) {
+    const auto self = std::this_thread::get_id();
+    std::atomic<bool> worker_ran{false};
+    std::mutex mu;
+    std::vector<std::pair<std::thread::id, int64_t>> first;  // each worker's first range
+    pf_parallel_for(n, 1, nt, [&](int64_t b, int64_t) {
+      if (std::this_thread::get_id() == self) {
+        const auto t0 = std::chrono::steady_clock::now();
+        while (b == 0 && !worker_ran.load() && std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200))
+          std::this_thread::yield();
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        bool seen = false;
+        for (auto& f : first) seen |= f.first == std::this_thread::get_id();
+        if (!seen) first.emplace_back(std::this_thread::get_id(), b);
+      }
+      worker_ran.store(true);
+    });
+    for (auto& f : first) {
+      check(f.second % size == 0 && f.second > 0, "worker did not start at the front of a block", (long)f.second,
+            (long)size);
+      ++checked;
+    }
+  }
+  return checked;
+}
+
 int main(int argc, char** argv) {
   int iterations = 2000;
   for (int i = 1; i < argc; ++i) {
@@ -94,6 +131,7 @@ int main(int argc, char** argv) {
   }
   // Steering with one worker first, and again at the end with workers created after it.
   long steered = workers_avoid_caller_cpu(2);
+  long blocks = workers_start_at_their_block(2) + workers_start_at_their_block(3);
   long loops = 0;
   unsigned seed = 12345;
   auto rnd = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 8); };
@@ -113,6 +151,7 @@ int main(int argc, char** argv) {
   loops += iterations / 4;
   steered += workers_avoid_caller_cpu(4);
   std::printf("pool: CPU steering checked on %ld worker ranges\n", steered);
+  std::printf("pool: block starts checked on %ld workers\n", blocks);
   std::printf("pool: %ld loops, %ld failures\n", loops, failures.load());
   return failures.load() == 0 ? 0 : 1;
 }

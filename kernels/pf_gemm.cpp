@@ -469,8 +469,11 @@ void run(const Problem& p, int nthreads) {
   const idx npad = round_up(p.N, NR);
   const idx msb_pad = round_up(pl.msb, MR);
   // x86 kernels can read A in place (APanel strides) and compute partial row panels, so A is
-  // packed only where that pays: PF_GEMM_PACK_A forces it (tests, measurements).
-  const bool direct_a = kPartialRows && !pack_a_forced();
+  // packed only where that pays: for wide N, where each A block is swept once per B
+  // micro-panel (at 2 threads, M = 128: +3-8% for N = 2304 and 3072, K = 768; neutral for N
+  // 512-1024; -10% for K = 128, where packing costs about as much as the product).
+  // PF_GEMM_PACK_A forces it (tests, measurements).
+  const bool direct_a = kPartialRows && !pack_a_forced() && !(p.N >= 2048 && p.K >= KC);
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
   const int chunk_cols = pl.chunk_np * NR, tile_rows = pl.tile_mp * MR;
   const int n_chunks = (int)ceil_div(p.N, chunk_cols);

@@ -160,6 +160,20 @@ def test_head_split_and_merge_are_strides_and_attention_is_one_kernel():
     assert comp.lowered.views  # the Reshapes stayed views; no pointwise copy kernel exists
 
 
+@pytest.mark.parametrize("seq", [70, 150])
+def test_attention_in_query_row_blocks_matches_onnxruntime(seq):
+    """Longer than one block of query rows (ATTENTION_ROWS): the blocks (2 of 35 rows, 3 of 50)
+    each compute their rows of the scores, softmax and context, over 2 threads."""
+    from polyfuse.codegen.host import ATTENTION_ROWS
+
+    assert ATTENTION_ROWS < seq
+    m, feeds = _attention_model(heads=2, seq=seq, dh=8)
+    assert summarize(m)[0]["kernels_by_kind"] == {"attention": 1, "contraction": 1}
+    ours = polyfuse.compile(m, threads=2)
+    for a, b in zip(ours.run(None, feeds), run_ort(m, feeds)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def _random_graph(seed: int):
     """A random mix of elementwise, broadcast, reduction, transpose and matmul nodes over [4, 6, 8]."""
     rng = np.random.default_rng(seed)

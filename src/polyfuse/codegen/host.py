@@ -15,7 +15,7 @@ import sympy
 from ..build.memory import MemoryPlan
 from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Pointwise, Reduction, linear, strides
 from ..kernel.lower import LoweredModel
-from .printer import CPrinter, c_type, float_literal
+from .printer import CPrinter, c_type, float_literal, storage_type
 from .templates import render
 
 
@@ -73,7 +73,7 @@ class _Params:
     def declaration(self) -> str:
         decl = []
         for k, name in enumerate(self.buffers):
-            t = "float" if name.startswith(PACKED) else c_type(self.graph.values[name].dtype)
+            t = "float" if name.startswith(PACKED) else storage_type(self.graph.values[name].dtype)
             decl.append(f"{t}* __restrict p0" if k == 0 else f"const {t}* __restrict p{k}")
         return ", ".join(decl)
 
@@ -306,7 +306,7 @@ def pointer(plan: MemoryPlan, graph, name: str, writable: bool) -> str:
     if name.startswith(PACKED):
         return f"P[{name[len(PACKED):]}]"
     loc = plan.location(name)
-    t = ("" if writable else "const ") + c_type(graph.values[name].dtype)
+    t = ("" if writable else "const ") + storage_type(graph.values[name].dtype)
     if loc.kind in ("input", "output"):
         return f"({t}*){'in' if loc.kind == 'input' else 'out'}[{loc.at}]"
     return f"({t}*)({'A' if loc.kind == 'arena' else 'W'} + {loc.at})"

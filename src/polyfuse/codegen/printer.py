@@ -30,6 +30,14 @@ def c_type(dtype) -> str:
     return C_TYPES[np.dtype(dtype)]
 
 
+def storage_type(dtype) -> str:
+    """The element type of a buffer pointer: bool tensors are read and written as uint8_t (0 or
+    1, the same bytes). GCC has no vector type for bool, so a loop that loads a bool (an
+    attention mask in a Select) stays scalar; through uint8_t it vectorises (tiny BERT's
+    masked softmax row: the mask pass went from one branch per element to AVX2)."""
+    return "uint8_t" if np.dtype(dtype) == np.bool_ else c_type(dtype)
+
+
 def float_literal(x: float, single: bool = True) -> str:
     if np.isnan(x):
         return "NAN"

@@ -148,6 +148,22 @@ def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
     return out
 
 
+def _hoist_inverses(body, stages, pr: CPrinter, acc_t: str) -> tuple:
+    """(body, [(name, C text)]): each ``x ** -e`` of ``body`` whose base depends only on the
+    accumulators (a softmax's sum, a layer norm's variance + eps) becomes a name computed once
+    per row, so the loop over the row multiplies instead of dividing (and taking a square
+    root) per element: at most an ulp or two from the quotient."""
+    accs = {a for a, _, _ in stages}
+    found = {}
+    for f in sympy.preorder_traversal(body):
+        if f.is_Pow and f.exp.is_number and f.exp < 0 and f.base.free_symbols and f.base.free_symbols <= accs:
+            found.setdefault(f, sympy.Symbol(f"inv{len(found)}"))
+    if not found:
+        return body, []
+    defs = [(str(sym), f"const {acc_t} {sym} = {pr(f)}") for f, sym in found.items()]
+    return body.xreplace(found), defs
+
+
 def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
@@ -166,10 +182,11 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
         out_index = linear(idx, k.out_shape)
     flat = _flat(_loops(k.shape, outer), False)
     flat["work"] = int(np.prod([k.shape[d] for d in red], dtype=np.int64)) * (len(stages) + 1)
+    body, inverses = _hoist_inverses(sympy.sympify(k.body).subs(zero), k.stages, pr, acc_t)
     text = render("host/reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   outer=outer, flat=flat, red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
                   keep_shape=k.keep_shape,
-                  body=pr(sympy.sympify(k.body).subs(zero)), out_index=pr(sympy.sympify(out_index).subs(zero)))
+                  body=pr(body), inverses=[d for _, d in inverses], out_index=pr(sympy.sympify(out_index).subs(zero)))
     return RenderedKernel(text, params.buffers)
 
 
@@ -237,6 +254,7 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
         last = stages[-1]
         last["step"] = f"{{ const float t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
     nrb = -(-s.m // ATTENTION_ROWS)  # query-row blocks per batch entry, of (nearly) equal size
+    body, inverses = _hoist_inverses(body, r.stages, rpr, acc_t)
     text = render("host/attention.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   nrb=nrb, rb=-(-s.m // nrb),
@@ -245,7 +263,7 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
                   ldb1=s.ld("b"), tb1=int(s.trans_b),
                   a1_offset=off(s.a_strides, s.a_offset), b1_offset=off(s.b_strides, s.b_offset),
                   scores_epilogue=epi(s.epilogue, spr), stages=stages, acc_t=acc_t,
-                  softmax_body=rpr(body), alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
+                  softmax_body=rpr(body), inverses=[d for _, d in inverses], alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
                   tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
                   context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
     return RenderedKernel(text, params.buffers)

@@ -72,6 +72,7 @@ struct Pool {
   std::atomic<int> nthreads{1};
   std::atomic<uint32_t> done{0};
   std::atomic<int> sleepers{0};
+  std::atomic<uint32_t> wakes{0};  // bumped by wake(): sleeping workers get up and spin
   std::atomic<bool> stop{false};
   uint32_t job = 0;  // caller side only (under caller)
   std::mutex caller, mu;
@@ -110,14 +111,16 @@ struct Pool {
     uint32_t seen = posted.load();
     while (!stop.load()) {
       uint32_t j = posted.load();
-      const int64_t t0 = now_ns();
+      int64_t t0 = now_ns();
       for (int spins = 0; j == seen && !stop.load(); j = posted.load()) {
         cpu_relax();
         if (++spins % 256 == 0 && now_ns() - t0 > spin) {
           std::unique_lock<std::mutex> lk(mu);
           sleepers.fetch_add(1);
-          cv.wait(lk, [&] { return stop.load() || posted.load() != seen; });
+          const uint32_t w = wakes.load();
+          cv.wait(lk, [&] { return stop.load() || posted.load() != seen || wakes.load() != w; });
           sleepers.fetch_sub(1);
+          t0 = now_ns();  // woken by wake() (no loop yet): spin again
         }
       }
       seen = j;
@@ -198,6 +201,18 @@ struct Pool {
       if (++spins < 4096) cpu_relax(); else std::this_thread::yield();  // a claimed range is running
   }
 
+  void wake(int nt) {
+    std::unique_lock<std::mutex> own(caller, std::try_to_lock);
+    if (!own) return;
+    grow(std::min(nt, MAX_WORKERS + 1) - 1);
+    steer();
+    if (sleepers.load() > 0) {
+      std::lock_guard<std::mutex> lk(mu);
+      wakes.fetch_add(1);
+      cv.notify_all();
+    }
+  }
+
   void shutdown() {
     stop.store(true);
     {
@@ -235,6 +250,10 @@ struct AtFork {
 } at_fork;
 
 }  // namespace
+
+void pf_pool_wake(int nthreads) {
+  if (nthreads > 1 && !tl_in_pool) pool().wake(nthreads);
+}
 
 void pf_parallel_run(int64_t n, int64_t grain, int nthreads, pf_range_fn fn, void* ctx) {
   if (n <= 0) return;

@@ -25,6 +25,11 @@ typedef void (*pf_range_fn)(void* ctx, int64_t begin, int64_t end);
 
 void pf_parallel_run(int64_t n, int64_t grain, int nthreads, pf_range_fn fn, void* ctx);
 
+// Starts the workers a loop over nthreads would use and wakes those that are asleep; they spin
+// (PF_SPIN_US) waiting for a loop, then block again. Runs nothing; returns at once if another
+// thread is using the pool.
+void pf_pool_wake(int nthreads);
+
 template <class F>
 inline void pf_parallel_for(int64_t n, int64_t grain, int nthreads, const F& body) {
   if (n <= 0) return;

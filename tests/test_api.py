@@ -38,6 +38,22 @@ def test_every_model_form_compiles_to_the_same_result(form, feeds, tmp_path):
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_wake_before_runs_changes_nothing(feeds):
+    """The library exports pf_wake (kernels/pf_model_abi.h); run() calls it before checking the
+    feeds. Waking the workers, on its own, twice, or before the first run, runs nothing."""
+    import ctypes
+
+    cm = polyfuse.compile(_mlp(), shapes={"x": (13, 24)}, threads=2)
+    assert hasattr(ctypes.CDLL(str(cm.directory / "libpfmodel.so")), "pf_wake")
+    cm._session.wake()
+    cm._session.wake()
+    first = cm.run(None, feeds)
+    cm._session.wake()
+    for ours, again, ref in zip(first, cm.run(None, feeds), run_ort(_mlp(), feeds)):
+        np.testing.assert_array_equal(ours, again)
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
 def test_threads_and_call_forms(feeds):
     m = _mlp()
     one = polyfuse.compile(m, shapes={"x": (13, 24)}, threads=1)

@@ -1,7 +1,8 @@
 // Stress test for kernels/pf_pool.cpp: every index of every loop runs exactly once, ranges
 // respect the grain, results are visible to the caller when pf_parallel_for returns, nested
 // loops run inline, and two threads may call the pool at once. Workers are made to fall
-// asleep between loops (PF_SPIN_US=0 in the test), so late wake-ups are exercised too.
+// asleep between loops (PF_SPIN_US=0 in the test), so late wake-ups are exercised too, and
+// pf_pool_wake is called between loops and from a second thread.
 // On Linux with two or more CPUs, workers never run on the CPU the caller runs on. Each thread
 // starts on its own block of ranges: a worker's first range in a loop is the front of a block.
 //   usage: pool_test [--iterations N]
@@ -141,10 +142,14 @@ int main(int argc, char** argv) {
     const int nt = 1 + (int)(rnd() % 4);
     loops += one_loop(n, grain, nt, seed, it % 5 == 0);
     if (it % 97 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));  // let workers sleep
+    if (it % 7 == 0) pf_pool_wake(1 + (int)(rnd() % 4));  // wakes workers, runs nothing
   }
   // Two callers at once: one gets the pool, the other runs serially; both must be complete.
   std::thread other([&] {
-    for (int it = 0; it < iterations / 4; ++it) one_loop(777, 5, 3, (unsigned)it, false);
+    for (int it = 0; it < iterations / 4; ++it) {
+      one_loop(777, 5, 3, (unsigned)it, false);
+      pf_pool_wake(3);  // while the main thread may hold the pool: must return at once
+    }
   });
   for (int it = 0; it < iterations / 4; ++it) loops += one_loop(1000, 3, 3, (unsigned)it * 3u, false);
   other.join();

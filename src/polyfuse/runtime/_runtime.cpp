@@ -16,6 +16,7 @@ namespace {
 using CreateFn = void* (*)(const char*, int, char*, size_t);
 using RunFn = int (*)(void*, const void* const*, void* const*);
 using DestroyFn = void (*)(void*);
+using WakeFn = void (*)(void*);
 using CountFn = int (*)();
 using BytesFn = size_t (*)(int);
 constexpr int kAbiVersion = 1;
@@ -38,6 +39,7 @@ class Session {
       throw std::runtime_error(path_ + ": built for another polyfuse runtime ABI; recompile the model");
     run_ = symbol<RunFn>(lib_, "pf_run", path_);
     destroy_ = symbol<DestroyFn>(lib_, "pf_destroy", path_);
+    wake_ = reinterpret_cast<WakeFn>(dlsym(lib_, "pf_wake"));  // optional
     auto n_in = symbol<CountFn>(lib_, "pf_num_inputs", path_)();
     auto n_out = symbol<CountFn>(lib_, "pf_num_outputs", path_)();
     auto in_bytes = symbol<BytesFn>(lib_, "pf_input_bytes", path_);
@@ -53,6 +55,11 @@ class Session {
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
+
+  // Wakes the model's worker threads ahead of run() (pf_wake); a no-op for libraries without it.
+  void wake() {
+    if (wake_ && model_) wake_(model_);
+  }
 
   void run(const std::vector<py::array>& inputs, const std::vector<py::array>& outputs) {
     std::vector<const void*> in;
@@ -91,6 +98,7 @@ class Session {
   void* model_ = nullptr;
   RunFn run_ = nullptr;
   DestroyFn destroy_ = nullptr;
+  WakeFn wake_ = nullptr;
   std::vector<size_t> in_bytes_, out_bytes_;
 };
 }  // namespace
@@ -101,5 +109,6 @@ PYBIND11_MODULE(_runtime, m) {
   py::class_<Session>(m, "Session")
       .def(py::init<const std::string&, const std::string&, int>(), py::arg("library"), py::arg("weights"),
            py::arg("nthreads"))
+      .def("wake", &Session::wake)
       .def("run", &Session::run, py::arg("inputs"), py::arg("outputs"));
 }

@@ -7,7 +7,9 @@ For each model (transformers' default config, random weights; torchscript export
 batch 1, sequence --seq) this exports the ONNX file, compiles it with polyfuse into an artifact
 directory and opens an onnxruntime session (all graph optimizations, the same thread count).
 Both are timed in this process, alternating (polyfuse.bench.time_alternating: 3 warm-up runs
-each, then --repeat rounds, each timed run preceded by a 50 ms pause), and the medians are
+each, then --repeat rounds, each timed run preceded by a 50 ms pause; a model whose rounds
+are short gets more of them, enough to fill --min-seconds, since the median of 20 runs of a
+few milliseconds moves with every disturbance on a shared machine), and the medians are
 reported with:
 
 * speedup = onnxruntime median / polyfuse median (> 1: polyfuse is faster);
@@ -149,7 +151,20 @@ def peak_rss(kind: str, target: Path, feeds_path: Path, threads: int) -> dict:
 
 # --- one model -----------------------------------------------------------------------------
 
-def bench_one(arch: str, workdir: Path, threads: int, repeat: int, seq: int, peak: float, nominal: float) -> dict:
+def rounds_for(fns: dict, repeat: int, min_seconds: float) -> int:
+    """At least ``repeat`` rounds, and enough that they take ``min_seconds`` (one round: each
+    callable once, after its pause; timed once here)."""
+    from polyfuse.bench import SETTLE_S
+
+    t0 = time.perf_counter()
+    for f in fns.values():
+        f()
+    per_round = time.perf_counter() - t0 + len(fns) * SETTLE_S
+    return max(repeat, int(min_seconds / per_round) + 1)
+
+
+def bench_one(arch: str, workdir: Path, threads: int, repeat: int, seq: int, peak: float, nominal: float,
+              min_seconds: float = 0.0) -> dict:
     import polyfuse
     from polyfuse.bench import ort_session, time_alternating
     from polyfuse.testing.transformers_export import example_inputs, export_onnx
@@ -186,7 +201,8 @@ def bench_one(arch: str, workdir: Path, threads: int, repeat: int, seq: int, pea
 
         stage = "timing"
         fns = {"polyfuse": lambda: model.run(None, feeds), "onnxruntime": lambda: sess.run(None, feeds)}
-        times = time_alternating(fns, repeat)
+        r["rounds"] = rounds_for(fns, repeat, min_seconds)
+        times = time_alternating(fns, r["rounds"])
         for k, v in times.items():
             med = statistics.median(v)
             gf = flops / med / 1e9
@@ -217,7 +233,7 @@ def report(r: dict, tol: float) -> bool:
     err = max(r["max_abs_error"].values())
     ok = err <= tol
     print(f"{r['arch']}: {r['matmul_nodes']} MatMul/Gemm, {r['gflop']:.3f} GFLOP | export {r['export_s']} s, "
-          f"compile {r['compile_s']} s ({r['kernels']} kernels)")
+          f"compile {r['compile_s']} s ({r['kernels']} kernels) | median of {r['rounds']} rounds")
     for k in ("polyfuse", "onnxruntime"):
         x = r[k]
         print(f"  {k:12s} {x['median_ms']:9.2f} ms  {x['gflops']:7.1f} GFLOP/s  {x['pct_of_measured_peak']:5.1f}% of "
@@ -258,7 +274,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), choices=DEFAULT_ARCHS)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--repeat", type=int, default=20, help="timed rounds per model, at least (default 20)")
+    p.add_argument("--min-seconds", type=float, default=10.0,
+                   help="more rounds for a fast model, until its rounds take this long (default 10)")
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--tol", type=float, default=1e-3, help="largest accepted max abs error (default 1e-3)")
     p.add_argument("--nominal-gflops", type=float, default=NOMINAL_GFLOPS)
@@ -282,17 +300,19 @@ def main(argv=None) -> int:
                "nominal_peak_gflops": a.nominal_gflops,
                "polyfuse": polyfuse.__version__, "onnxruntime": onnxruntime.__version__}
     print(f"{machine['cpu']}, {a.threads} threads: measured fp32 FMA peak {peak:.1f} GFLOP/s ({isa}), "
-          f"nominal {a.nominal_gflops:.0f}; batch 1, seq {a.seq}, median of {a.repeat}", flush=True)
+          f"nominal {a.nominal_gflops:.0f}; batch 1, seq {a.seq}, median of at least {a.repeat} rounds "
+          f"(or {a.min_seconds:g} s of them)", flush=True)
     rows, bad = [], 0
     with tempfile.TemporaryDirectory(prefix="pf-bench-vs-ort-") as d:
         for arch in a.arch:
-            r = bench_one(arch, Path(d), a.threads, a.repeat, a.seq, peak, a.nominal_gflops)
+            r = bench_one(arch, Path(d), a.threads, a.repeat, a.seq, peak, a.nominal_gflops, a.min_seconds)
             bad += not report(r, a.tol)
             rows.append(r)
 
     out = Path(a.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "repeat": a.repeat, "tol": a.tol, "models": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"machine": machine, "repeat": a.repeat, "min_seconds": a.min_seconds, "tol": a.tol,
+                               "models": rows}, indent=2) + "\n")
     ok_rows = [r for r in rows if r["ok"]]
     if ok_rows:
         print(f"\n{'model':12s} {'polyfuse ms':>12s} {'ort ms':>10s} {'speedup':>8s} {'pf GF/s':>8s} {'ort GF/s':>9s} "

@@ -54,6 +54,18 @@ def test_wake_before_runs_changes_nothing(feeds):
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_feeds_may_be_strided_arrays(feeds):
+    """A feed that is not C-contiguous is copied, not refused; outputs come in the order asked."""
+    cm = polyfuse.compile(_mlp(), shapes={"x": (13, 24)})
+    x = feeds["x"]
+    strided = np.asfortranarray(x)
+    assert not strided.flags.c_contiguous
+    ref = run_ort(_mlp(), feeds)
+    for got in (cm.run(None, {"x": strided}), cm.run(["m", "y"], feeds)[::-1]):
+        for ours, r in zip(got, ref):
+            np.testing.assert_allclose(ours, r, rtol=1e-5, atol=1e-5)
+
+
 def test_threads_and_call_forms(feeds):
     m = _mlp()
     one = polyfuse.compile(m, shapes={"x": (13, 24)}, threads=1)

@@ -190,10 +190,7 @@ struct Pool {
     }
     posted.store(j);
     steer();
-    if (sleepers.load() > 0) {
-      std::lock_guard<std::mutex> lk(mu);
-      cv.notify_all();
-    }
+    rouse();
     tl_in_pool = true;
     work(j, 0);
     tl_in_pool = false;
@@ -201,16 +198,21 @@ struct Pool {
       if (++spins < 4096) cpu_relax(); else std::this_thread::yield();  // a claimed range is running
   }
 
-  void wake(int nt) {
-    std::unique_lock<std::mutex> own(caller, std::try_to_lock);
-    if (!own) return;
-    grow(std::min(nt, MAX_WORKERS + 1) - 1);
-    steer();
+  // Gets sleeping workers up (they then see a new job, or spin waiting for one).
+  void rouse() {
     if (sleepers.load() > 0) {
       std::lock_guard<std::mutex> lk(mu);
       wakes.fetch_add(1);
       cv.notify_all();
     }
+  }
+
+  void wake(int nt) {
+    std::unique_lock<std::mutex> own(caller, std::try_to_lock);
+    if (!own) return;
+    grow(nt - 1);
+    steer();
+    rouse();
   }
 
   void shutdown() {

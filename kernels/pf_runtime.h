@@ -62,15 +62,14 @@ static inline float pf_erf(float x) {
   // 1 < |x| < 4: erf = R((|x| - 2.5) / 1.5), a degree-16 Chebyshev fit in power form (float32
   // evaluation error <= 1.1e-7; no exp or division, half the cost of 1 - exp(-x^2) * Q(...));
   // |x| >= 4: erf is 1 in float32.
-  const float ac = a > 4.0f ? 4.0f : a;
-  const float r = pf_poly((ac - 2.5f) * 0.6666667f,
+  const float r = pf_poly((a - 2.5f) * 0.6666667f,
                           {9.352101187687367e-06f, -0.00015805794100742787f, 0.00022282266581896693f,
                            0.0006889319629408419f, -0.0019799580331891775f, 0.0006496183341369033f,
                            0.0046268031001091f, -0.009727190248668194f, 0.006654083263128996f,
                            0.009298029355704784f, -0.03187171369791031f, 0.046448975801467896f,
                            -0.043651215732097626f, 0.02818186767399311f, -0.01225283369421959f,
                            0.0032674202229827642f, 0.9995930194854736f});
-  const float big = a >= 4.0f ? 1.0f : r;  // NaN: r (NaN)
+  const float big = a >= 4.0f ? 1.0f : r;  // NaN: r (NaN); r past 4 is never used
   return a <= 1.0f ? x * p : std::copysign(big, x);
 }
 static inline double pf_erf(double x) { return std::erf(x); }

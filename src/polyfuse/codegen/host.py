@@ -149,7 +149,7 @@ def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
 
 
 def _hoist_inverses(body, stages, pr: CPrinter, acc_t: str) -> tuple:
-    """(body, [(name, C text)]): each ``x ** -e`` of ``body`` whose base depends only on the
+    """(body, [C definition]): each ``x ** -e`` of ``body`` whose base depends only on the
     accumulators (a softmax's sum, a layer norm's variance + eps) becomes a name computed once
     per row, so the loop over the row multiplies instead of dividing (and taking a square
     root) per element: at most an ulp or two from the quotient."""
@@ -160,7 +160,7 @@ def _hoist_inverses(body, stages, pr: CPrinter, acc_t: str) -> tuple:
             found.setdefault(f, sympy.Symbol(f"inv{len(found)}"))
     if not found:
         return body, []
-    defs = [(str(sym), f"const {acc_t} {sym} = {pr(f)}") for f, sym in found.items()]
+    defs = [f"const {acc_t} {sym} = {pr(f)}" for f, sym in found.items()]
     return body.xreplace(found), defs
 
 
@@ -186,7 +186,7 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     text = render("host/reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   outer=outer, flat=flat, red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
                   keep_shape=k.keep_shape,
-                  body=pr(body), inverses=[d for _, d in inverses], out_index=pr(sympy.sympify(out_index).subs(zero)))
+                  body=pr(body), inverses=inverses, out_index=pr(sympy.sympify(out_index).subs(zero)))
     return RenderedKernel(text, params.buffers)
 
 
@@ -263,7 +263,7 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
                   ldb1=s.ld("b"), tb1=int(s.trans_b),
                   a1_offset=off(s.a_strides, s.a_offset), b1_offset=off(s.b_strides, s.b_offset),
                   scores_epilogue=epi(s.epilogue, spr), stages=stages, acc_t=acc_t,
-                  softmax_body=rpr(body), inverses=[d for _, d in inverses], alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
+                  softmax_body=rpr(body), inverses=inverses, alpha2=float_literal(c.alpha), ldb2=c.ld("b"),
                   tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
                   context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
     return RenderedKernel(text, params.buffers)

@@ -13,6 +13,7 @@ import numpy as np
 import sympy
 
 from ..build.memory import MemoryPlan
+from ..forms import functions as F
 from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Pointwise, Reduction, linear, strides
 from ..kernel.lower import LoweredModel
 from .printer import CPrinter, c_type, float_literal, storage_type
@@ -50,17 +51,30 @@ class _Params:
             self.buffers.append(name)
         return f"p{self.buffers.index(name)}"
 
-    def printer(self, loads: dict, zero: dict, extra=None) -> CPrinter:
+    def printer(self, loads: dict, zero: dict, extra=None, inner=None, exprs=()) -> CPrinter:
+        """A printer with ``loads`` named as ``pK[index]``. With ``inner`` (the loop variables
+        of the vectorised inner loops), each part of a Gather's index that reads other loads but
+        does not change in those loops becomes a ``const int64_t gN`` of ``pr.hoisted``, to be
+        defined before them: GCC does not hoist it, and vectorises the row with gathers
+        instead of contiguous loads (tiny BERT's embedding + layer norm: 0.11 -> 0.04 ms).
+        Only the indices of loads that ``exprs`` read unconditionally are hoisted: under a
+        Select (a Pad of gathered rows) the index may be out of range where it is not read."""
         pr = CPrinter(dict(extra or {}), single=True)
+        hoist = {}
+        idx_of = {sym: [sympy.sympify(i).subs(zero) for i in load.index] for sym, load in loads.items()}
+        always = _unconditional(exprs, idx_of) if inner is not None else set()
         pending = dict(loads)
         while pending:  # loads whose index contains other loads (Gather) print after those
             for sym, load in list(pending.items()):
-                idx = [sympy.sympify(i).subs(zero) for i in load.index]
+                idx = idx_of[sym]
                 if any(s in pending for i in idx for s in i.free_symbols):
                     continue
-                shape = self.graph.values[load.buffer].shape
-                pr.names[sym] = f"{self.param(load.buffer)}[{pr(linear(idx, shape))}]"
+                flat = linear(idx, self.graph.values[load.buffer].shape)
+                if sym in always:
+                    flat = _hoist_invariant(flat, idx_of, set(inner), pr, hoist)
+                pr.names[sym] = f"{self.param(load.buffer)}[{pr(flat)}]"
                 del pending[sym]
+        pr.hoisted = [f"const int64_t {g} = {text}" for text, g in hoist.items()]
         return pr
 
     def packed(self, j: int) -> str:
@@ -76,6 +90,50 @@ class _Params:
             t = "float" if name.startswith(PACKED) else storage_type(self.graph.values[name].dtype)
             decl.append(f"{t}* __restrict p0" if k == 0 else f"const {t}* __restrict p{k}")
         return ", ".join(decl)
+
+
+def _unconditional(exprs, idx_of: dict) -> set:
+    """The loads (keys of ``idx_of``) that evaluating ``exprs`` always reads: not only in a
+    Select's branch or past the first operand of a short-circuit && or ||."""
+    out = set()
+
+    def visit(e):
+        if e in idx_of:
+            if e not in out:
+                out.add(e)
+                for i in idx_of[e]:
+                    visit(i)
+        elif e.func in (F.Select, F.LogicalAnd, F.LogicalOr):
+            visit(e.args[0])
+        else:
+            for a in e.args:
+                visit(a)
+
+    for e in exprs:
+        visit(sympy.sympify(e))
+    return out
+
+
+def _hoist_invariant(e, idx_of: dict, inner: set, pr: CPrinter, hoist: dict):
+    """``e`` with each largest subexpression that reads a load (a key of ``idx_of``) and, through
+    the loads' own indices, no variable of ``inner`` replaced by a symbol ``gN``: the one of
+    ``hoist`` (C text -> symbol) for the same text, else a new one added there."""
+    def free(x, seen=()):
+        out = set()
+        for s in x.free_symbols:
+            if s in idx_of and s not in seen:
+                out |= {s} | set().union(*(free(i, (*seen, s)) for i in idx_of[s]))
+            else:
+                out.add(s)
+        return out
+
+    def walk(x):
+        syms = free(x)
+        if syms & idx_of.keys() and not syms & inner:
+            return hoist.setdefault(pr(x), sympy.Symbol(f"g{len(hoist)}", integer=True))
+        return x.func(*[walk(a) for a in x.args]) if x.args else x
+
+    return walk(e)
 
 
 def _loops(shape, dims):
@@ -124,11 +182,15 @@ def _comment(k) -> str:
 def render_pointwise(k: Pointwise, graph, packer=no_packing) -> RenderedKernel:
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
-    pr = params.printer(k.loads, zero)
-    body = pr(sympy.sympify(k.body).subs(zero))
-    loops = _loops(k.shape, [d for d, n in enumerate(k.shape) if n != 1])
+    dims = [d for d, n in enumerate(k.shape) if n != 1]
+    loops = _loops(k.shape, dims)
+    flat = _flat(loops, True)
+    body = sympy.sympify(k.body).subs(zero)
+    pr = params.printer(k.loads, zero, inner={IDX[dims[-1]]} if flat["inner"] and flat["inner"][1] else None,
+                        exprs=[body])
+    body = pr(body)
     text = render("host/pointwise.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
-                  loops=loops, flat=_flat(loops, True), body=body,
+                  loops=loops, flat=flat, body=body, hoisted=pr.hoisted,
                   out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero)))
     return RenderedKernel(text, params.buffers)
 
@@ -169,11 +231,13 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     zero = _zero_unit_dims(k.shape)
     acc_t = c_type(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
     accs = {s: str(s) for s, _, _ in k.stages}
-    pr = params.printer(k.loads, zero, accs)
-    stages = _stages(k, pr, zero, acc_t)
     rank = len(k.shape)
     outer = [d for d in range(rank) if d not in k.axes and k.shape[d] != 1]
     red = [d for d in k.axes if k.shape[d] != 1]
+    exprs = [sympy.sympify(e).subs(zero) for _, _, e in k.stages] + [sympy.sympify(k.body).subs(zero)]
+    pr = params.printer(k.loads, zero, accs, exprs=exprs,
+                        inner={IDX[d] for d in red} if all(k.shape[d] for d in red) else None)
+    stages = _stages(k, pr, zero, acc_t)
     if k.keep_shape:
         out_index = linear(IDX[:rank], k.shape)
     else:
@@ -186,7 +250,8 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     text = render("host/reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   outer=outer, flat=flat, red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
                   keep_shape=k.keep_shape,
-                  body=pr(body), inverses=inverses, out_index=pr(sympy.sympify(out_index).subs(zero)))
+                  body=pr(body), inverses=inverses, hoisted=pr.hoisted,
+                  out_index=pr(sympy.sympify(out_index).subs(zero)))
     return RenderedKernel(text, params.buffers)
 
 

@@ -469,11 +469,16 @@ void run(const Problem& p, int nthreads) {
   const idx npad = round_up(p.N, NR);
   const idx msb_pad = round_up(pl.msb, MR);
   // x86 kernels can read A in place (APanel strides) and compute partial row panels, so A is
-  // packed only where that pays: for wide N, where each A block is swept once per B
-  // micro-panel (at 2 threads, M = 128: +3-8% for N = 2304 and 3072, K = 768; neutral for N
-  // 512-1024; -10% for K = 128, where packing costs about as much as the product).
+  // packed only where that pays (M = 128; K < KC never: packing costs about as much as the
+  // product, -10% at K = 128):
+  //  - wide N, where each A block is swept once per B micro-panel: +3-8% at 2 threads for
+  //    N = 2304 and 3072, K = 768; neutral for N 512-1024;
+  //  - rows of A a multiple of 4 KiB apart: the MR rows read in place then share one L1 set
+  //    (8 ways) with the B micro-panel's lines, which get evicted. 128x768x3072 (BERT's FFN
+  //    down-projection, lda = 3072): +4% on 1 thread, +1-5% on 2.
   // PF_GEMM_PACK_A forces it (tests, measurements).
-  const bool direct_a = kPartialRows && !pack_a_forced() && !(p.N >= 2048 && p.K >= KC);
+  const bool aliased_rows = p.lda % 1024 == 0;
+  const bool direct_a = kPartialRows && !pack_a_forced() && !(p.K >= KC && (p.N >= 2048 || aliased_rows));
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
   const int chunk_cols = pl.chunk_np * NR, tile_rows = pl.tile_mp * MR;
   const int n_chunks = (int)ceil_div(p.N, chunk_cols);

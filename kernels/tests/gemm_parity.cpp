@@ -15,9 +15,9 @@
 // page (Linux), at an arbitrary 4-byte alignment, so any read past the end of
 // A, B or C crashes. Row padding of C (ldc > N) holds a sentinel that must
 // survive, and beta == 0 cases pre-fill C with NaN to prove C is write-only.
-#include <atomic>
 #include "../pf_gemm.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

@@ -234,7 +234,8 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     rank = len(k.shape)
     outer = [d for d in range(rank) if d not in k.axes and k.shape[d] != 1]
     red = [d for d in k.axes if k.shape[d] != 1]
-    exprs = [sympy.sympify(e).subs(zero) for _, _, e in k.stages] + [sympy.sympify(k.body).subs(zero)]
+    body = sympy.sympify(k.body).subs(zero)
+    exprs = [sympy.sympify(e).subs(zero) for _, _, e in k.stages] + [body]
     pr = params.printer(k.loads, zero, accs, exprs=exprs,
                         inner={IDX[d] for d in red} if all(k.shape[d] for d in red) else None)
     stages = _stages(k, pr, zero, acc_t)
@@ -246,7 +247,7 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
         out_index = linear(idx, k.out_shape)
     flat = _flat(_loops(k.shape, outer), False)
     flat["work"] = int(np.prod([k.shape[d] for d in red], dtype=np.int64)) * (len(stages) + 1)
-    body, inverses = _hoist_inverses(sympy.sympify(k.body).subs(zero), k.stages, pr, acc_t)
+    body, inverses = _hoist_inverses(body, k.stages, pr, acc_t)
     text = render("host/reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   outer=outer, flat=flat, red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
                   keep_shape=k.keep_shape,

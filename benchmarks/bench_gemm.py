@@ -16,7 +16,13 @@ intra_op_num_threads = the thread count; output bound to a preallocated array).
 
 "%peak" is the pre-packed pf_sgemm's rate as a percentage of the machine's
 fp32 FMA peak at the same thread count, measured by benchmarks/peak_flops.cpp
-(built with g++ -O2 -march=native). Results also go to --json.
+(built with g++ -O2 -march=native) before any GEMM runs: the best of three
+0.3 s runs. This machine's speed drifts by 10-15% within minutes (shared
+cores), so each worker also samples the peak between the GEMM samples (blocks
+of ~20 ms runs of the same FMA loop, alternating with the GEMMs like the
+other rates); "%now" is the pre-packed rate as a percentage of the median of
+those samples, i.e. of the peak under the same conditions. Results also go
+to --json.
 """
 from __future__ import annotations
 
@@ -57,8 +63,12 @@ def build(tmp: pathlib.Path, cxxflags: str) -> pathlib.Path:
     shim = tmp / "shim.cpp"
     shim.write_text(SHIM)
     lib = tmp / "libpfgemm_bench.so"
+    peak_obj = tmp / "peak_flops.o"  # peak_flops_run(), with the same flags as the standalone build
+    subprocess.run(["g++", "-O2", "-march=native", "-std=c++17", "-pthread", "-fPIC", "-DPEAK_FLOPS_LIBRARY",
+                    "-c", str(PEAK_SRC), "-o", str(peak_obj)], check=True)
     cmd = ["g++", "-std=c++17", "-pthread", "-shared", "-fPIC", *cxxflags.split(), f"-I{ROOT / 'kernels'}",
-           str(ROOT / "kernels" / "pf_gemm.cpp"), str(ROOT / "kernels" / "pf_pool.cpp"), str(shim), "-o", str(lib)]
+           str(ROOT / "kernels" / "pf_gemm.cpp"), str(ROOT / "kernels" / "pf_pool.cpp"), str(shim), str(peak_obj),
+           "-o", str(lib)]
     subprocess.run(cmd, check=True)
     return lib
 
@@ -123,33 +133,59 @@ def ort_matmul(M: int, N: int, K: int, B, nthreads: int, tmp: pathlib.Path):
     return bind
 
 
-def blocked_gflops(fns, flops: float, reps: int, rounds: int = 3) -> list[float]:
-    """Median GFLOP/s of each fn over `reps` samples (each ~20 ms of calls).
+def blocked_gflops(fns, flops: float, reps: int, rounds: int = 3, samplers=()) -> list[float]:
+    """Median GFLOP/s of each fn over `reps` samples (each ~20 ms of calls), then of each sampler.
 
     The fns are timed in `rounds` blocks each, alternating, so slow drifts in
     background load hit them alike. Calls are not interleaved one by one: with
     2 threads, OpenBLAS's and OpenMP's idle worker threads keep spinning for a
     while after each call and would steal the cores from the other library, so
     each block starts with a short pause and an untimed warm-up call.
+    `samplers` are functions that return one GFLOP/s sample each (the FMA peak);
+    they take their turn in the same blocks.
     """
-    inners = []
+    timed = []
     for fn in fns:
         fn()  # warm-up (thread pool, scratch buffers, page faults)
         t0 = time.perf_counter()
         fn()
-        inners.append(max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6))))
-    rates = [[] for _ in fns]
+        inner = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
+
+        def sample(fn=fn, inner=inner):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            return flops * inner / (time.perf_counter() - t0) / 1e9
+        timed.append((fn, sample))
+    timed += [(s, s) for s in samplers]
+    rates = [[] for _ in timed]
     per_block = max(1, (reps + rounds - 1) // rounds)
     for _ in range(rounds):
-        for fn, inner, r in zip(fns, inners, rates):
+        for (warm, sample), r in zip(timed, rates):
             time.sleep(0.3)
-            fn()
-            for _ in range(per_block):
-                t0 = time.perf_counter()
-                for _ in range(inner):
-                    fn()
-                r.append(flops * inner / (time.perf_counter() - t0) / 1e9)
+            warm()
+            r.extend(sample() for _ in range(per_block))
     return [sorted(r)[len(r) // 2] for r in rates]
+
+
+def peak_sampler(lib, nthreads: int, seconds: float = 0.1):
+    """A function returning one GFLOP/s sample of peak_flops_run on nthreads, each timed run ~`seconds`.
+
+    Runs much shorter than 0.1 s are erratic here: with 2 threads, 5 ms runs gave medians near
+    60% of the 0.3 s figure and single runs down to 2% (a vCPU descheduled mid-run).
+    """
+    lib.peak_flops_run.argtypes = [ctypes.c_int, ctypes.c_long]
+    lib.peak_flops_run.restype = ctypes.c_double
+    iters = 1 << 16
+    while True:  # one call: thread start-up, then `iters` timed iterations
+        t0 = time.perf_counter()
+        lib.peak_flops_run(nthreads, iters)
+        dt = time.perf_counter() - t0
+        if dt > 0.05:
+            break
+        iters *= 4
+    iters = max(1, int(iters * seconds / dt))
+    return lambda: lib.peak_flops_run(nthreads, iters)
 
 
 def worker(lib_path: str, nthreads: int, reps: int, peak: float, json_out: str) -> None:
@@ -168,6 +204,7 @@ def worker(lib_path: str, nthreads: int, reps: int, peak: float, json_out: str) 
         return a.ctypes.data_as(fp)
 
     rows = []
+    peak_now_sample = peak_sampler(lib, nthreads)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="pf-gemm-ort-"))
     rng = np.random.default_rng(0)
     for M, N, K in SHAPES:
@@ -188,18 +225,22 @@ def worker(lib_path: str, nthreads: int, reps: int, peak: float, json_out: str) 
             C.fill(np.nan)
             fn()
             assert np.allclose(C, want, rtol=1e-4, atol=1e-4 * np.sqrt(K)), f"{name} result mismatch"
-        ours, packed, ref, ort_rate = blocked_gflops(
+        ours, packed, ref, ort_rate, peak_now = blocked_gflops(
             [lambda: lib.c_sgemm(M, N, K, pa, pb, pc, nthreads),
              lambda: lib.c_prepacked(M, N, K, pa, pp, pc, nthreads),
              lambda: np.matmul(A, B, out=C),
-             ort_run], flops, reps)
+             ort_run], flops, reps, samplers=[peak_now_sample])
         pct = 100.0 * packed / peak if peak > 0 else float("nan")
+        pct_now = 100.0 * packed / peak_now
         print(f"{lib.c_name().decode():>14} {nthreads:>3} {M:>5}x{N:<5}x{K:<5} "
-              f"{ours:9.1f} {packed:9.1f} {ref:9.1f} {ort_rate:9.1f} {pct:6.1f}%", flush=True)
+              f"{ours:9.1f} {packed:9.1f} {ref:9.1f} {ort_rate:9.1f} {pct:6.1f}% {peak_now:9.1f} {pct_now:6.1f}%",
+              flush=True)
         rows.append({"kernel": lib.c_name().decode(), "threads": nthreads, "M": M, "N": N, "K": K,
                      "pf_sgemm_gflops": round(ours, 2), "pf_sgemm_prepacked_gflops": round(packed, 2),
                      "numpy_gflops": round(ref, 2), "onnxruntime_gflops": round(ort_rate, 2),
-                     "peak_gflops": peak, "prepacked_pct_of_peak": round(pct, 1)})
+                     "peak_gflops": peak, "prepacked_pct_of_peak": round(pct, 1),
+                     "interleaved_peak_gflops": round(peak_now, 2),
+                     "prepacked_pct_of_interleaved_peak": round(pct_now, 1)})
     shutil.rmtree(tmp, ignore_errors=True)
     pathlib.Path(json_out).write_text(json.dumps(rows))
 
@@ -222,7 +263,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         lib = build(pathlib.Path(tmp), args.cxxflags)
         print(f"{'kernel':>14} {'thr':>3} {'M x N x K':>17} {'pf_sgemm':>9} {'prepack':>9} {'numpy':>9} {'ort':>9} "
-              f"{'%peak':>7}  (GFLOP/s, median; %peak: prepack / peak_flops)")
+              f"{'%peak':>7} {'peak now':>9} {'%now':>7}")
+        print("  (GFLOP/s, medians; %peak: prepack / best peak_flops run before; "
+              "%now: prepack / median peak sampled between the GEMM samples)")
         for t in args.threads:
             env = dict(os.environ, OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t))
             out = pathlib.Path(tmp) / f"rows_{t}.json"

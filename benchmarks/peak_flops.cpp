@@ -9,6 +9,9 @@
 // The vector width follows the predefined macros: __AVX512F__ (512-bit), __AVX2__ && __FMA__
 // (256-bit), __aarch64__ (NEON vfmaq_f32), else scalar. Used by bench_gemm.py and
 // bench_vs_ort.py; the figure is an upper bound no real kernel reaches.
+//
+// Built with -DPEAK_FLOPS_LIBRARY (no main) it exports peak_flops_run(nthreads, iters), the
+// GFLOP/s of one timed run, so bench_gemm.py can sample the peak between its GEMM samples.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -123,6 +126,12 @@ static double timed_run(int nthreads, long iters) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// GFLOP/s of one run of `iters` iterations on `nthreads` threads (thread start-up not timed).
+extern "C" double peak_flops_run(int nthreads, long iters) {
+  return kFlopsPerIter * static_cast<double>(iters) * nthreads / timed_run(nthreads, iters) / 1e9;
+}
+
+#ifndef PEAK_FLOPS_LIBRARY
 int main(int argc, char** argv) {
   int max_threads = static_cast<int>(std::thread::hardware_concurrency());
   if (argc > 1) max_threads = std::atoi(argv[1]);
@@ -138,12 +147,10 @@ int main(int argc, char** argv) {
 
   for (int n = 1; n <= max_threads; ++n) {
     double best = 0;
-    for (int run = 0; run < 3; ++run) {
-      double t = timed_run(n, iters);
-      best = std::max(best, kFlopsPerIter * static_cast<double>(iters) * n / t / 1e9);
-    }
+    for (int run = 0; run < 3; ++run) best = std::max(best, peak_flops_run(n, iters));
     std::printf("threads=%d gflops=%.1f isa=%s\n", n, best, Isa::name);
     std::fflush(stdout);
   }
   return g_sink.load() == 12345.0f ? 1 : 0;  // never true; keeps the sink observable
 }
+#endif  // PEAK_FLOPS_LIBRARY

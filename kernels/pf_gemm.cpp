@@ -45,12 +45,15 @@
 #if defined(__clang__)
 #define PF_UNROLL_FULL _Pragma("unroll")
 #define PF_UNROLL_4 _Pragma("unroll 4")
+#define PF_UNROLL_2 _Pragma("unroll 2")
 #elif defined(__GNUC__)
 #define PF_UNROLL_FULL _Pragma("GCC unroll 64")
 #define PF_UNROLL_4 _Pragma("GCC unroll 4")
+#define PF_UNROLL_2 _Pragma("GCC unroll 2")
 #else
 #define PF_UNROLL_FULL
 #define PF_UNROLL_4
+#define PF_UNROLL_2
 #endif
 
 namespace {
@@ -121,6 +124,7 @@ inline vec vbcast(const float* p) { return _mm512_set1_ps(*p); }
 inline vec vset1(float x) { return _mm512_set1_ps(x); }
 inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline vec vmul(vec a, vec b) { return _mm512_mul_ps(a, b); }
+inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
 #else
 using vec = __m256;
 constexpr int VL = 8;
@@ -131,6 +135,7 @@ inline vec vbcast(const float* p) { return _mm256_broadcast_ss(p); }
 inline vec vset1(float x) { return _mm256_set1_ps(x); }
 inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline vec vmul(vec a, vec b) { return _mm256_mul_ps(a, b); }
+inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }
 #endif
 constexpr int NV = NR / VL;  // vectors per tile row (2)
 static_assert(NV == 2, "x86 kernels use two vectors per row");
@@ -151,8 +156,34 @@ void ukernel_rows(int kc, APanel ap, const float* __restrict b, float* __restric
   }
   PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
 
+  int k = 0;
+  if constexpr (ROWS <= 2) {
+    // 4 accumulators or fewer cannot cover FMA latency x FMA ports (4 cycles x 2 on current
+    // x86 cores): even and odd k go to separate accumulators, summed after the loop. In L1 on
+    // znver3 (AVX2): 2 rows 50 -> 69-76 GFLOP/s, 1 row 27 -> 49-53. Not for 3 rows: 12
+    // accumulators + 4 B vectors spill on AVX2 (76 -> 42).
+    vec odd[ROWS][NV];
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) odd[i][0] = odd[i][1] = vzero();
+    PF_UNROLL_2
+    for (; k + 1 < kc; k += 2) {
+      const vec b0 = vload(b), b1 = vload(b + VL), b2 = vload(b + NR), b3 = vload(b + NR + VL);
+      PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
+        const vec ai = vbcast(a + i * rs), aj = vbcast(a + cs + i * rs);
+        acc[i][0] = vfma(ai, b0, acc[i][0]);
+        acc[i][1] = vfma(ai, b1, acc[i][1]);
+        odd[i][0] = vfma(aj, b2, odd[i][0]);
+        odd[i][1] = vfma(aj, b3, odd[i][1]);
+      }
+      a += 2 * cs;
+      b += 2 * NR;
+    }
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
+      acc[i][0] = vadd(acc[i][0], odd[i][0]);
+      acc[i][1] = vadd(acc[i][1], odd[i][1]);
+    }
+  }
   PF_UNROLL_4
-  for (int k = 0; k < kc; ++k) {
+  for (; k < kc; ++k) {
     const vec b0 = vload(b), b1 = vload(b + VL);
     PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
       const vec ai = vbcast(a + i * rs);

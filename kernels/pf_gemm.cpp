@@ -467,6 +467,54 @@ Plan make_plan(const Problem& p, int nt) {
   return pl;
 }
 
+// The N chunks of the tiles, in the order the pool hands them out: thread b's block of ranges
+// (pf_pool.cpp) is its share of the columns. When only N is tiled and 2+ threads share it, a
+// block is cut into chunks of `cap` panels except its last `cap` panels, which are cut in halves
+// (6 -> 3, 2, 1): a thread that finishes first steals small chunks from the back of the other's
+// block instead of waiting for a whole one. 128x768x3072 on 2 threads: the threads finished
+// 350-375 us apart (of ~3.9 ms), 115-160 us with halves; +0-5% GFLOP/s on BERT's shapes.
+struct NChunks {
+  int N, cap, per, blocks, count;  // per: panels per block; count: chunks (some may be empty)
+  bool guided;
+
+  NChunks(int N_, int cap_, int nt, bool only_n) : N(N_), cap(cap_) {
+    const int np = (int)ceil_div(N, NR);
+    guided = nt > 1 && only_n && cap >= 2;
+    per = guided ? (int)ceil_div(np, nt) : cap;
+    blocks = (int)ceil_div(np, per);
+    count = guided ? blocks * chunks_in(per) : blocks;
+  }
+  // Chunks in a block of s panels: whole ones of cap, then the halved tail.
+  int chunks_in(int s) const {
+    int n = (s - std::min(s, cap) + cap - 1) / cap;
+    for (int t = std::min(s, cap); t > 0; t -= (t + 1) / 2) ++n;
+    return n;
+  }
+  // Columns [n0, n0 + nc) of chunk c; nc == 0 for the unused slots of a short last block.
+  void get(int c, int& n0, int& nc) const {
+    int p0 = c * cap, pn = cap;
+    if (guided) {
+      const int b = c / chunks_in(per), i = c % chunks_in(per), lo = b * per;
+      const int s = std::max(0, std::min((int)ceil_div(N, NR), lo + per) - lo);
+      const int tail = std::min(s, cap), head = s - tail, whole = (head + cap - 1) / cap;
+      if (i < whole) {
+        p0 = lo + i * cap;
+        pn = std::min(cap, head - i * cap);
+      } else {
+        p0 = lo + head;
+        int rest = tail;
+        for (int j = whole; j < i && rest > 0; ++j) {
+          p0 += (rest + 1) / 2;
+          rest -= (rest + 1) / 2;
+        }
+        pn = (rest + 1) / 2;
+      }
+    }
+    n0 = p0 * NR;
+    nc = std::max(0, std::min(pn * NR, N - n0));
+  }
+};
+
 void scale_c(int M, int N, float beta, float* C, idx ldc) {
   for (int i = 0; i < M; ++i) {
     float* c = C + i * ldc;
@@ -512,7 +560,7 @@ void run(const Problem& p, int nthreads) {
   const bool direct_a = kPartialRows && !pack_a_forced() && !(p.K >= KC && (p.N >= 2048 || aliased_rows));
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
   const int chunk_cols = pl.chunk_np * NR, tile_rows = pl.tile_mp * MR;
-  const int n_chunks = (int)ceil_div(p.N, chunk_cols);
+  const NChunks chunks(p.N, pl.chunk_np, nt, tile_rows >= pl.msb);
   // MC blocks inside a tile, balanced and MR-aligned.
   const int mcb = (int)round_up(ceil_div(tile_rows, ceil_div(tile_rows, MC)), MR);
 
@@ -530,10 +578,12 @@ void run(const Problem& p, int nthreads) {
     });
     // 2. Tiles of C (A is packed: pf_parallel_for returns when all ranges have run).
     const int m_tiles = (int)ceil_div(rows, tile_rows);
-    pf_parallel_for(n_chunks * m_tiles, 1, nt, [&](int64_t t0, int64_t t1) {
+    pf_parallel_for(chunks.count * m_tiles, 1, nt, [&](int64_t t0, int64_t t1) {
       float* Bbuf = p.packedB ? nullptr : tl_pack_b.get((size_t)chunk_cols * kcb);
       for (int t = (int)t0; t < (int)t1; ++t) {
-        const int n0 = (t / m_tiles) * chunk_cols, nc = std::min(chunk_cols, p.N - n0);
+        int n0, nc;
+        chunks.get(t / m_tiles, n0, nc);
+        if (nc == 0) continue;
         const int r0 = (t % m_tiles) * tile_rows, r1 = std::min(rows, r0 + tile_rows);
         for (int k0 = 0; k0 < K; k0 += kcb) {
           const int kc = std::min(kcb, K - k0);

@@ -17,12 +17,11 @@ intra_op_num_threads = the thread count; output bound to a preallocated array).
 "%peak" is the pre-packed pf_sgemm's rate as a percentage of the machine's
 fp32 FMA peak at the same thread count, measured by benchmarks/peak_flops.cpp
 (built with g++ -O2 -march=native) before any GEMM runs: the best of three
-0.3 s runs. This machine's speed drifts by 10-15% within minutes (shared
-cores), so each worker also samples the peak between the GEMM samples (blocks
-of ~20 ms runs of the same FMA loop, alternating with the GEMMs like the
-other rates); "%now" is the pre-packed rate as a percentage of the median of
-those samples, i.e. of the peak under the same conditions. Results also go
-to --json.
+0.3 s runs. The machine is shared, so each worker also samples the peak
+between the GEMM samples (runs of ~0.1 s of the same FMA loop, in turn with
+the GEMMs like the other rates); "%now" is the pre-packed rate as a
+percentage of the median of those samples, i.e. of the peak under the same
+conditions. Results also go to --json.
 """
 from __future__ import annotations
 

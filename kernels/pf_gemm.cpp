@@ -160,7 +160,7 @@ void ukernel_rows(int kc, APanel ap, const float* __restrict b, float* __restric
   if constexpr (ROWS <= 2) {
     // 4 accumulators or fewer cannot cover FMA latency x FMA ports (4 cycles x 2 on current
     // x86 cores): even and odd k go to separate accumulators, summed after the loop. In L1 on
-    // znver3 (AVX2): 2 rows 50 -> 69-76 GFLOP/s, 1 row 27 -> 49-53. Not for 3 rows: 12
+    // znver3 (AVX2): 2 rows 50 -> 69-88 GFLOP/s, 1 row 27 -> 49-53. Not for 3 rows: 12
     // accumulators + 4 B vectors spill on AVX2 (76 -> 42).
     vec odd[ROWS][NV];
     PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) odd[i][0] = odd[i][1] = vzero();
@@ -472,17 +472,16 @@ Plan make_plan(const Problem& p, int nt) {
 // block is cut into chunks of `cap` panels except its last `cap` panels, which are cut in halves
 // (6 -> 3, 2, 1): a thread that finishes first steals small chunks from the back of the other's
 // block instead of waiting for a whole one. 128x768x3072 on 2 threads: the threads finished
-// 350-375 us apart (of ~3.9 ms), 115-160 us with halves; +0-5% GFLOP/s on BERT's shapes.
+// 274-375 us apart (of ~4 ms), 115-223 us with halves; +0-5% GFLOP/s on BERT's shapes.
 struct NChunks {
-  int N, cap, per, blocks, count;  // per: panels per block; count: chunks (some may be empty)
+  int N, np, cap, per, len, count;  // np: panels; per: panels per block; len: chunks per block
   bool guided;
 
-  NChunks(int N_, int cap_, int nt, bool only_n) : N(N_), cap(cap_) {
-    const int np = (int)ceil_div(N, NR);
+  NChunks(int N_, int cap_, int nt, bool only_n) : N(N_), np((int)ceil_div(N_, NR)), cap(cap_) {
     guided = nt > 1 && only_n && cap >= 2;
     per = guided ? (int)ceil_div(np, nt) : cap;
-    blocks = (int)ceil_div(np, per);
-    count = guided ? blocks * chunks_in(per) : blocks;
+    len = guided ? chunks_in(per) : 1;
+    count = (int)ceil_div(np, per) * len;  // a short last block leaves some chunks empty
   }
   // Chunks in a block of s panels: whole ones of cap, then the halved tail.
   int chunks_in(int s) const {
@@ -494,8 +493,8 @@ struct NChunks {
   void get(int c, int& n0, int& nc) const {
     int p0 = c * cap, pn = cap;
     if (guided) {
-      const int b = c / chunks_in(per), i = c % chunks_in(per), lo = b * per;
-      const int s = std::max(0, std::min((int)ceil_div(N, NR), lo + per) - lo);
+      const int b = c / len, i = c % len, lo = b * per;
+      const int s = std::max(0, std::min(np, lo + per) - lo);
       const int tail = std::min(s, cap), head = s - tail, whole = (head + cap - 1) / cap;
       if (i < whole) {
         p0 = lo + i * cap;

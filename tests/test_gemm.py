@@ -92,6 +92,20 @@ def test_avx2_sanitizers(tmp_path):
     _run([str(exe), "--quick"], "avx2-6x16")
 
 
+@needs_gxx
+@needs_x86
+@pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
+def test_x86_pack_a_transposes(tmp_path):
+    # The vectorized A packing for 6-row (AVX2) and 14-row (AVX-512) panels vs a scalar loop.
+    exe = tmp_path / "pack_a_test"
+    cmd = ["g++", *BASE_FLAGS, "-pthread", "-mavx2", "-mfma", str(KERNELS / "tests" / "pack_a_test.cpp"),
+           str(KERNELS / "pf_pool.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "\n0 failures" in res.stdout, res.stdout[-2000:]
+
+
 AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]
 
 

@@ -84,32 +84,47 @@ static long workers_avoid_caller_cpu(int nt) {
 #endif
 }
 
-// Loops of n ranges over nt threads whose caller is held in its first range until a worker has
-// run one: every worker's first range must then be the front of a block (ranges are split into
-// nt blocks of ceil(n / nt)), never the caller's next range. Returns the workers checked.
+// Loops of n ranges over nt threads in which the caller (in its first range) and each worker
+// (in its first range) wait until every worker has started: every worker's first range must
+// then be the front of a block (ranges are split into nt blocks of ceil(n / nt)), never the
+// caller's next range nor one stolen from a block whose owner was late. Returns the workers
+// checked.
 static long workers_start_at_their_block(int nt) {
   const int64_t n = 4 * nt + 3, size = (n + nt - 1) / nt;
   long checked = 0;
   for (int loop = 0; loop < 50; ++loop) {
     const auto self = std::this_thread::get_id();
-    std::atomic<bool> worker_ran{false};
+    std::atomic<int> started{0};
+    std::atomic<bool> gave_up{false};
     std::mutex mu;
     std::vector<std::pair<std::thread::id, int64_t>> first;  // each worker's first range
+    auto wait_all = [&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      while (started.load() < nt - 1)
+        if (std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(200)) {
+          gave_up.store(true);  // a worker did not wake in time (loaded machine, TSan)
+          return;
+        } else {
+          std::this_thread::yield();
+        }
+    };
     pf_parallel_for(n, 1, nt, [&](int64_t b, int64_t) {
       if (std::this_thread::get_id() == self) {
-        const auto t0 = std::chrono::steady_clock::now();
-        while (b == 0 && !worker_ran.load() && std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200))
-          std::this_thread::yield();
+        if (b == 0) wait_all();
         return;
       }
+      bool seen = false;
       {
         std::lock_guard<std::mutex> lk(mu);
-        bool seen = false;
         for (auto& f : first) seen |= f.first == std::this_thread::get_id();
         if (!seen) first.emplace_back(std::this_thread::get_id(), b);
       }
-      worker_ran.store(true);
+      if (!seen) {
+        started.fetch_add(1);
+        wait_all();
+      }
     });
+    if (gave_up.load()) continue;  // a late worker may rightly have started with a stolen range
     for (auto& f : first) {
       check(f.second % size == 0 && f.second > 0, "worker did not start at the front of a block", (long)f.second,
             (long)size);

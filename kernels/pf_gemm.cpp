@@ -20,6 +20,7 @@
 // and only the valid part is copied, so nothing outside the logical matrices
 // is ever read or written.
 #include "pf_gemm.h"
+#include "pf_memory.h"
 #include "pf_pool.h"
 
 #include <algorithm>
@@ -28,9 +29,6 @@
 #include <cstddef>
 #include <new>
 #include <utility>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #if defined(__AVX512F__)
 #define PF_GEMM_AVX512 1
@@ -413,31 +411,20 @@ void pack_b(const float* B, idx ldb, int transB, int k0, int kc, int j0, int nc,
 }
 
 // ---------------------------------------------------------------------------
-// Thread-local, 64-byte aligned scratch that only grows. From 1 MiB up it is a whole number of
-// 2 MiB pages marked for transparent huge pages (Linux): the packed A of a K = 3072 GEMM is
-// 1.5 MiB, and 128x768x3072 at 2 threads ran 1-6% faster with it (AVX2, znver3).
+// Thread-local scratch that only grows (pf_memory.h): from 1 MiB up in transparent huge
+// pages. The packed A of a K = 3072 GEMM is 1.5 MiB, and 128x768x3072 at 2 threads ran 1-6%
+// faster with it (AVX2, znver3).
 // ---------------------------------------------------------------------------
 struct Scratch {
   float* p = nullptr;
   size_t cap = 0;  // floats
-  size_t align = 64;
-  ~Scratch() { release(); }
-  void release() {
-    if (p) ::operator delete(p, std::align_val_t(align));
-    p = nullptr;
-    cap = 0;
-  }
+  ~Scratch() { std::free(p); }
   float* get(size_t n) {
     if (n > cap) {
-      release();
-      constexpr size_t kHuge = size_t(2) << 20;
-      align = n * sizeof(float) >= kHuge / 2 ? kHuge : 64;
-      const size_t bytes = (size_t)round_up((idx)(n * sizeof(float)), (idx)align);
-      p = static_cast<float*>(::operator new(bytes, std::align_val_t(align)));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (align == kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // advice only
-#endif
-      cap = bytes / sizeof(float);
+      std::free(p);
+      p = static_cast<float*>(pf_alloc_large(n * sizeof(float), size_t(1) << 20));
+      if (!p) throw std::bad_alloc();
+      cap = n;
     }
     return p;
   }

@@ -19,7 +19,7 @@ from ..resources import kernels_dir
 from .cache import cache_dir, digest
 
 RUNTIME_SOURCES = ("pf_gemm.cpp", "pf_pool.cpp")
-RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_gemm.h", "pf_pool.h")
+RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_gemm.h", "pf_memory.h", "pf_pool.h")
 
 
 def cxx() -> str:

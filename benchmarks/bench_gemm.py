@@ -146,7 +146,7 @@ def blocked_gflops(fns, flops: float, reps: int, rounds: int = 3, samplers=()) -
     `samplers` are functions that return one GFLOP/s sample each (the FMA peak);
     they take their turn in the same blocks.
     """
-    timed = []
+    timed = []  # one sampler per fn, then the given samplers
     for fn in fns:
         fn()  # warm-up (thread pool, scratch buffers, page faults)
         t0 = time.perf_counter()
@@ -158,14 +158,14 @@ def blocked_gflops(fns, flops: float, reps: int, rounds: int = 3, samplers=()) -
             for _ in range(inner):
                 fn()
             return flops * inner / (time.perf_counter() - t0) / 1e9
-        timed.append((sample, sample))
-    timed += [(s, s) for s in samplers]
+        timed.append(sample)
+    timed += samplers
     rates = [[] for _ in timed]
     per_block = max(1, (reps + rounds - 1) // rounds)
     for _ in range(rounds):
-        for (warm, sample), r in zip(timed, rates):
+        for sample, r in zip(timed, rates):
             time.sleep(0.3)
-            warm()
+            sample()  # warm-up
             r.extend(sample() for _ in range(per_block))
     return [sorted(r)[len(r) // 2] for r in rates]
 

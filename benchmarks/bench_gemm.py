@@ -174,8 +174,9 @@ def peak_sampler(lib, nthreads: int, seconds: float = 0.1):
     """A function returning one GFLOP/s sample of peak_flops_run on nthreads, each timed run ~`seconds`.
 
     Single runs still go down to a few percent when a vCPU is descheduled mid-run; the medians of
-    5 ms, 20 ms and 100 ms runs agree within 2% on 2 threads since the calling thread is one of the
-    FMA threads (before, 5 ms runs gave medians near 60% of the 0.3 s figure).
+    5 ms, 20 ms and 100 ms runs agree within 3% on 2 threads since the calling thread is one of the
+    FMA threads and each is pinned to its own CPU (before, 5 ms runs gave medians near 60% of the
+    0.3 s figure).
     """
     lib.peak_flops_run.argtypes = [ctypes.c_int, ctypes.c_long]
     lib.peak_flops_run.restype = ctypes.c_double

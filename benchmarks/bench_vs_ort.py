@@ -7,7 +7,8 @@ For each model (transformers' default config, random weights; torchscript export
 batch 1, sequence --seq) this exports the ONNX file, compiles it with polyfuse into an artifact
 directory and opens an onnxruntime session (all graph optimizations, the same thread count).
 Both are timed in this process, alternating (polyfuse.bench.time_alternating: 3 warm-up runs
-each, then --repeat rounds, each timed run preceded by a 50 ms pause; a model whose rounds
+each, then --repeat rounds, each timed run preceded by polyfuse.bench.settle: a pause of at
+least 50 ms that lasts until the other runtime's threads have stopped spinning; a model whose rounds
 are short gets more of them, enough to fill --min-seconds, since the median of 20 runs of a
 few milliseconds moves with every disturbance on a shared machine), and the medians are
 reported with:

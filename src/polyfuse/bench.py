@@ -1,7 +1,9 @@
 """``polyfuse bench``: polyfuse and onnxruntime in one process, alternating; medians and ratio."""
 from __future__ import annotations
 
+import os
 import statistics
+import threading
 import time
 
 import numpy as np
@@ -29,23 +31,61 @@ def ort_session(path, threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-SETTLE_S = 0.05  # pause before each timed run
+SETTLE_S = 0.05  # least pause before each timed run
+SETTLE_MAX_S = 0.5  # most time to wait, after that pause, for the process's other threads to stop
 
 
-def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle: float = SETTLE_S) -> dict:
+def _other_threads_running() -> bool:
+    """Whether a thread of this process other than the caller is running or runnable (Linux)."""
+    me = str(threading.get_native_id())
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for tid in tids:
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread has exited
+        if state == "R":
+            return True
+    return False
+
+
+def settle(least: float = SETTLE_S, most: float = SETTLE_MAX_S) -> float:
+    """Pause at least ``least`` seconds, then until no other thread of the process is running
+    (at most ``most`` seconds more); returns the seconds waited.
+
+    Runtimes keep their worker threads spinning for a while after a run, and the next runtime
+    measured would share the cores with them (MobileBERT, 2 cores: polyfuse 111 ms right after
+    onnxruntime, 62 ms after a 50 ms pause). onnxruntime 1.32's intra-op worker spins 56-60 ms
+    after a run of tiny BERT on this machine, longer than the 50 ms pause that used to be all,
+    so the run after it shared a core with that worker for its first few milliseconds."""
+    t0 = time.perf_counter()
+    time.sleep(least)
+    deadline, idle_polls = t0 + least + most, 0
+    while idle_polls < 2 and time.perf_counter() < deadline:  # two polls in a row, 1 ms apart
+        idle_polls = 0 if _other_threads_running() else idle_polls + 1
+        if idle_polls < 2:
+            time.sleep(0.001)
+    return time.perf_counter() - t0
+
+
+def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle_s: float = SETTLE_S) -> dict:
     """Run each callable ``warmup`` times, then ``repeat`` rounds alternating; seconds per run.
 
-    Before each timed run the process pauses ``settle`` seconds: runtimes keep their worker
-    threads spinning for a while after a run (onnxruntime's for more than 10 ms), and without
-    a pause the next runtime measured shares the cores with them (measured on MobileBERT,
-    2 cores: polyfuse 111 ms right after onnxruntime, 62 ms after a 50 ms pause)."""
+    Before each timed run the process settles (``settle``: at least ``settle_s`` seconds, then
+    until the other runtime's threads have stopped spinning)."""
     for f in fns.values():
         for _ in range(warmup):
             f()
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
-            time.sleep(settle)
+            settle(settle_s)
             t0 = time.perf_counter()
             f()
             times[k].append(time.perf_counter() - t0)

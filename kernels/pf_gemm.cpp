@@ -603,7 +603,10 @@ void run(const Problem& p, int nthreads) {
   //  - rows of A a multiple of 4 KiB apart: the MR rows read in place then share one L1 set
   //    (8 ways) with the B micro-panel's lines, which get evicted. 128x768x3072 (BERT's FFN
   //    down-projection, lda = 3072): +4% on 1 thread, +1-5% on 2.
-  // PF_GEMM_PACK_A forces it (tests, measurements).
+  // PF_GEMM_PACK_A forces it (tests, measurements). Measured and dropped for the aliased case:
+  // packing inside the first B micro-panel sweep of each tile (reading A in place and storing
+  // it packed for the later sweeps), -5 to -12% at 2 threads; reading in place with two half-KC
+  // passes (a KC x NR micro-panel of 8 KiB leaves the L1 set room for the 6 rows), -3 to -5%.
   const bool aliased_rows = p.lda % 1024 == 0;
   const bool direct_a = kPartialRows && !pack_a_forced() && !(p.K >= KC && (p.N >= 2048 || aliased_rows));
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller

@@ -518,24 +518,29 @@ Plan make_plan(const Problem& p, int nt) {
 
 // The N chunks of the tiles, in the order the pool hands them out: thread b's block of ranges
 // (pf_pool.cpp) is its share of the columns. When only N is tiled and 2+ threads share it, a
-// block is cut into chunks of `cap` panels except its last `cap` panels, which are cut in halves
-// (6 -> 3, 2, 1): a thread that finishes first steals small chunks from the back of the other's
-// block instead of waiting for a whole one. 128x768x3072 on 2 threads: the threads finished
-// 274-375 us apart (of ~4 ms), 115-223 us with halves; +0-5% GFLOP/s on BERT's shapes.
+// block is cut into a head of near-equal chunks of up to NC / NR panels and a tail of its last
+// `cap` panels cut in halves (6 -> 3, 2, 1): a thread that finishes first steals small chunks
+// from the back of the other's block instead of waiting for a whole one. 128x768x3072 on 2
+// threads: the threads finished 274-375 us apart (of ~4 ms), 115-223 us with halves; +0-5%
+// GFLOP/s on BERT's shapes. Each chunk reads all of A's K blocks once, from L3 when A is larger
+// than L2, so a wide head chunk (18 panels instead of 3 x 6 there) reads A fewer times: +1-3%
+// on 128x768x3072, +0-2% on the other BERT and MobileBERT shapes (2 threads, A/B in one process).
 struct NChunks {
-  int N, np, cap, per, len, count;  // np: panels; per: panels per block; len: chunks per block
+  int N, np, cap, hcap, per, len, count;  // np: panels; hcap: head chunk cap; per: panels per block; len: chunks per block
   bool guided;
 
   NChunks(int N_, int cap_, int nt, bool only_n) : N(N_), np((int)ceil_div(N_, NR)), cap(cap_) {
     guided = nt > 1 && only_n && cap >= 2;
+    hcap = std::max(cap, NC / NR);
     per = guided ? (int)ceil_div(np, nt) : cap;
     len = guided ? chunks_in(per) : 1;
     count = (int)ceil_div(np, per) * len;  // a short last block leaves some chunks empty
   }
-  // Chunks in a block of s panels: whole ones of cap, then the halved tail.
+  // Chunks in a block of s panels: the head's, then the halved tail's.
   int chunks_in(int s) const {
-    int n = (s - std::min(s, cap) + cap - 1) / cap;
-    for (int t = std::min(s, cap); t > 0; t -= (t + 1) / 2) ++n;
+    const int tail = std::min(s, cap);
+    int n = (s - tail + hcap - 1) / hcap;
+    for (int t = tail; t > 0; t -= (t + 1) / 2) ++n;
     return n;
   }
   // Columns [n0, n0 + nc) of chunk c; nc == 0 for the unused slots of a short last block.
@@ -544,10 +549,11 @@ struct NChunks {
     if (guided) {
       const int b = c / len, i = c % len, lo = b * per;
       const int s = std::max(0, std::min(np, lo + per) - lo);
-      const int tail = std::min(s, cap), head = s - tail, whole = (head + cap - 1) / cap;
-      if (i < whole) {
-        p0 = lo + i * cap;
-        pn = std::min(cap, head - i * cap);
+      const int tail = std::min(s, cap), head = s - tail, whole = (head + hcap - 1) / hcap;
+      if (i < whole) {  // head chunk i of `whole` near-equal ones
+        const int q = head / whole, r = head % whole;
+        p0 = lo + i * q + std::min(i, r);
+        pn = q + (i < r);
       } else {
         p0 = lo + head;
         int rest = tail;
@@ -610,8 +616,9 @@ void run(const Problem& p, int nthreads) {
   const bool aliased_rows = p.lda % 1024 == 0;
   const bool direct_a = kPartialRows && !pack_a_forced() && !(p.K >= KC && (p.N >= 2048 || aliased_rows));
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
-  const int chunk_cols = pl.chunk_np * NR, tile_rows = pl.tile_mp * MR;
+  const int tile_rows = pl.tile_mp * MR;
   const NChunks chunks(p.N, pl.chunk_np, nt, tile_rows >= pl.msb);
+  const int chunk_cols = (chunks.guided ? chunks.hcap : chunks.cap) * NR;  // the widest chunk
   // MC blocks inside a tile, balanced and MR-aligned.
   const int mcb = (int)round_up(ceil_div(tile_rows, ceil_div(tile_rows, MC)), MR);
 

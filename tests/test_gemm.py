@@ -106,6 +106,23 @@ def test_x86_pack_a_transposes(tmp_path):
     assert res.returncode == 0 and "\n0 failures" in res.stdout, res.stdout[-2000:]
 
 
+@needs_gxx
+@pytest.mark.parametrize("isa", ["portable", "avx2"])
+def test_n_chunks_cover_columns_once(tmp_path, isa):
+    # The tiles' N chunks (2+ threads: a head of wide chunks and a halved tail) cover every
+    # column once and fit the B packing buffer, over a range of N, thread counts and caps.
+    if isa == "avx2" and not (IS_X86 and {"avx2", "fma"} <= CPU_FLAGS):
+        pytest.skip("needs an x86 CPU with avx2/fma")
+    exe = tmp_path / "nchunks_test"
+    flags = ["-mavx2", "-mfma"] if isa == "avx2" else []
+    cmd = ["g++", *BASE_FLAGS, "-pthread", *flags, str(KERNELS / "tests" / "nchunks_test.cpp"),
+           str(KERNELS / "pf_pool.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "\n0 failures" in res.stdout, res.stdout[-2000:]
+
+
 AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]
 
 

@@ -93,8 +93,6 @@ def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle_s: float = 
 
 
 def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | None = None) -> str:
-    import os
-
     from .api import compile as pf_compile
 
     threads = threads or os.cpu_count() or 1

@@ -82,20 +82,33 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def peak_gflops(max_threads: int, seconds: float = 0.3) -> tuple[dict[int, float], str]:
-    """Build and run peak_flops.cpp; ({threads: GFLOP/s} for 1..max_threads, isa name)."""
+def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tuple[dict[int, float], str]:
+    """Build and run peak_flops.cpp; ({threads: GFLOP/s} for 1..max_threads, isa name).
+
+    A run whose figure on max_threads is under 0.75 x threads x the 1-thread figure (a vCPU the
+    host did not give us for the whole run; seen here: 93.4 GFLOP/s on 2 threads against 91.9
+    on 1) is repeated, after a 1 s pause, up to `attempts` runs; each thread count keeps its
+    best figure over the runs, which can only make the percentages of peak lower."""
+    peaks, isa = {}, "?"
     with tempfile.TemporaryDirectory(prefix="pf-peak-") as tmp:
         exe = pathlib.Path(tmp) / "peak_flops"
         subprocess.run([os.environ.get("CXX", "g++"), "-O2", "-march=native", "-std=c++17", "-pthread",
                         str(PEAK_SRC), "-o", str(exe)], check=True)
-        out = subprocess.run([str(exe), str(max_threads), str(seconds)], check=True, capture_output=True,
-                             text=True).stdout
-    peaks, isa = {}, "?"
-    for m in re.finditer(r"threads=(\d+) gflops=([\d.]+) isa=(\w+)", out):
-        peaks[int(m.group(1))] = float(m.group(2))
-        isa = m.group(3)
-    if not peaks:
-        raise RuntimeError(f"peak_flops printed nothing usable: {out!r}")
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(1.0)
+            out = subprocess.run([str(exe), str(max_threads), str(seconds)], check=True, capture_output=True,
+                                 text=True).stdout
+            for m in re.finditer(r"threads=(\d+) gflops=([\d.]+) isa=(\w+)", out):
+                t, g = int(m.group(1)), float(m.group(2))
+                peaks[t], isa = max(peaks.get(t, 0.0), g), m.group(3)
+            if not peaks:
+                raise RuntimeError(f"peak_flops printed nothing usable: {out!r}")
+            n = max(peaks)
+            if n == 1 or peaks[n] >= 0.75 * n * peaks[1]:
+                break
+            print(f"peak_flops scales poorly ({peaks[1]:.1f} GFLOP/s on 1 thread, {peaks[n]:.1f} on {n}), "
+                  f"run {attempt + 1} of {attempts}", file=sys.stderr)
     n = max(peaks)
     if n > 1 and peaks[n] < 0.75 * n * peaks[1]:
         print(f"warning: peak_flops scales poorly ({peaks[1]:.1f} GFLOP/s on 1 thread, {peaks[n]:.1f} on {n}): "

@@ -625,13 +625,19 @@ void run(const Problem& p, int nthreads) {
   for (int m0 = 0; m0 < p.M; m0 += pl.msb) {
     const int rows = std::min(pl.msb, p.M - m0);
     const int n_apan = (int)ceil_div(rows, MR), n_kb = (int)ceil_div(K, kcb);
-    // 1. Pack A super-block (one task per K block x group of 8 panels).
-    const int n_agrp = (n_apan + 7) / 8;
-    pf_parallel_for(direct_a ? 0 : n_kb * n_agrp, 1, nt, [&](int64_t t0, int64_t t1) {
+    // 1. Pack A super-block: one task per panel and group of K blocks, the K blocks cut into nt
+    //    groups, so thread b (the pool's block split) packs group b: the columns of A that the
+    //    same thread computed when A is the previous GEMM's output split over N. A task reads
+    //    its MR rows over a whole group, streams the prefetchers follow better than 1 KiB ones
+    //    (pack 128x3072 on 1 thread 8-12% faster; +0.5-1% on 128x768x3072, 2 threads).
+    const int n_kgrp = std::min(n_kb, nt);
+    pf_parallel_for(direct_a ? 0 : n_kgrp * n_apan, 1, nt, [&](int64_t t0, int64_t t1) {
       for (int t = (int)t0; t < (int)t1; ++t) {
-        const int k0 = (t / n_agrp) * kcb, kc = std::min(kcb, K - k0);
-        const int r0 = (t % n_agrp) * 8 * MR, r1 = std::min(rows, r0 + 8 * MR);
-        pack_a(p.A, p.lda, p.transA, m0 + r0, r1 - r0, k0, kc, Ashared + (idx)k0 * msb_pad + (idx)r0 * kc);
+        const int g = t / n_apan, r0 = (t % n_apan) * MR, r1 = std::min(rows, r0 + MR);
+        for (int kb = g * n_kb / n_kgrp; kb < (g + 1) * n_kb / n_kgrp; ++kb) {
+          const int k0 = kb * kcb, kc = std::min(kcb, K - k0);
+          pack_a(p.A, p.lda, p.transA, m0 + r0, r1 - r0, k0, kc, Ashared + (idx)k0 * msb_pad + (idx)r0 * kc);
+        }
       }
     });
     // 2. Tiles of C (A is packed: pf_parallel_for returns when all ranges have run).

@@ -30,9 +30,10 @@ reported with:
 * the largest absolute difference of every output (polyfuse vs onnxruntime).
 
 Results go to --json (default benchmarks/results/bench_vs_ort.json) with the machine (CPU
-model, cores, measured peak); if matplotlib is importable, a bar chart of the medians goes to
---png. A model that fails (export, compile, run, memory worker) or whose outputs differ by more
-than --tol is reported and the others still run; the exit status is then 1.
+model, cores, measured peak); if matplotlib is importable (requirements-test.txt), a chart of
+the medians and speedups goes to --png. A model that fails (export, compile, run, memory
+worker) or whose outputs differ by more than --tol is reported and the others still run; the
+exit status is then 1.
 """
 from __future__ import annotations
 
@@ -256,7 +257,7 @@ def plot(rows: list, path: Path, threads: int) -> bool:
     if not rows:
         return False
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(1.8 * len(rows) + 2, 4))
+    fig, (ax, sp) = plt.subplots(1, 2, figsize=(2.6 * len(rows) + 3, 4), width_ratios=(3, 2))
     for i, k in enumerate(("polyfuse", "onnxruntime")):
         bars = ax.bar(x + (i - 0.5) * 0.38, [r[k]["median_ms"] for r in rows], 0.38, label=k)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
@@ -265,6 +266,12 @@ def plot(rows: list, path: Path, threads: int) -> bool:
     ax.set_yscale("log")
     ax.set_title(f"batch 1, seq {rows[0]['seq']}, {threads} threads")
     ax.legend()
+    bars = sp.bar(x, [r["speedup"] for r in rows], 0.6, color="tab:green")
+    sp.bar_label(bars, fmt="%.2fx", fontsize=8)
+    sp.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    sp.set_xticks(x, [r["arch"] for r in rows])
+    sp.set_ylabel("speedup (onnxruntime / polyfuse)")
+    sp.set_title("polyfuse speedup")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -526,7 +526,8 @@ Plan make_plan(const Problem& p, int nt) {
 // than L2, so a wide head chunk (18 panels instead of 3 x 6 there) reads A fewer times: +1-3%
 // on 128x768x3072, +0-2% on the other BERT and MobileBERT shapes (2 threads, A/B in one process).
 struct NChunks {
-  int N, np, cap, hcap, per, len, count;  // np: panels; hcap: head chunk cap; per: panels per block; len: chunks per block
+  int N, np, cap, hcap, per, len, count;  // np: panels; hcap: widest head chunk; per: panels per
+                                          // block; len: chunks per block
   bool guided;
 
   NChunks(int N_, int cap_, int nt, bool only_n) : N(N_), np((int)ceil_div(N_, NR)), cap(cap_) {

@@ -82,6 +82,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def scales_well(peaks: dict[int, float]) -> bool:
+    """Whether the most threads reach at least 0.75 x threads x the 1-thread figure."""
+    n = max(peaks)
+    return n == 1 or peaks[n] >= 0.75 * n * peaks[1]
+
+
 def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tuple[dict[int, float], str]:
     """Build and run peak_flops.cpp; ({threads: GFLOP/s} for 1..max_threads, isa name).
 
@@ -104,13 +110,13 @@ def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tu
                 peaks[t], isa = max(peaks.get(t, 0.0), g), m.group(3)
             if not peaks:
                 raise RuntimeError(f"peak_flops printed nothing usable: {out!r}")
-            n = max(peaks)
-            if n == 1 or peaks[n] >= 0.75 * n * peaks[1]:
+            if scales_well(peaks):
                 break
+            n = max(peaks)
             print(f"peak_flops scales poorly ({peaks[1]:.1f} GFLOP/s on 1 thread, {peaks[n]:.1f} on {n}), "
                   f"run {attempt + 1} of {attempts}", file=sys.stderr)
     n = max(peaks)
-    if n > 1 and peaks[n] < 0.75 * n * peaks[1]:
+    if not scales_well(peaks):
         print(f"warning: peak_flops scales poorly ({peaks[1]:.1f} GFLOP/s on 1 thread, {peaks[n]:.1f} on {n}): "
               "other load on the machine? Percentages of peak will be too high.", file=sys.stderr)
     return peaks, isa

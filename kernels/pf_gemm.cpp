@@ -537,6 +537,8 @@ struct NChunks {
     len = guided ? chunks_in(per) : 1;
     count = (int)ceil_div(np, per) * len;  // a short last block leaves some chunks empty
   }
+  // Panels in the widest chunk (run() sizes the B packing buffer for it).
+  int widest_np() const { return guided ? hcap : cap; }
   // Chunks in a block of s panels: the head's, then the halved tail's.
   int chunks_in(int s) const {
     const int tail = std::min(s, cap);
@@ -619,7 +621,7 @@ void run(const Problem& p, int nthreads) {
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
   const int tile_rows = pl.tile_mp * MR;
   const NChunks chunks(p.N, pl.chunk_np, nt, tile_rows >= pl.msb);
-  const int chunk_cols = (chunks.guided ? chunks.hcap : chunks.cap) * NR;  // the widest chunk
+  const int chunk_cols = chunks.widest_np() * NR;
   // MC blocks inside a tile, balanced and MR-aligned.
   const int mcb = (int)round_up(ceil_div(tile_rows, ceil_div(tile_rows, MC)), MR);
 

@@ -92,18 +92,24 @@ def test_avx2_sanitizers(tmp_path):
     _run([str(exe), "--quick"], "avx2-6x16")
 
 
+def _run_internal_test(tmp: pathlib.Path, name: str, flags: list[str], timeout: float) -> None:
+    """Build kernels/tests/<name>.cpp (it includes pf_gemm.cpp for its internals) and run it;
+    it must exit 0 and print "0 failures"."""
+    exe = tmp / name
+    cmd = ["g++", *BASE_FLAGS, "-pthread", *flags, str(KERNELS / "tests" / f"{name}.cpp"),
+           str(KERNELS / "pf_pool.cpp"), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0 and "\n0 failures" in res.stdout, res.stdout[-2000:]
+
+
 @needs_gxx
 @needs_x86
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
 def test_x86_pack_a_transposes(tmp_path):
     # The vectorized A packing for 6-row (AVX2) and 14-row (AVX-512) panels vs a scalar loop.
-    exe = tmp_path / "pack_a_test"
-    cmd = ["g++", *BASE_FLAGS, "-pthread", "-mavx2", "-mfma", str(KERNELS / "tests" / "pack_a_test.cpp"),
-           str(KERNELS / "pf_pool.cpp"), "-o", str(exe)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0 and "\n0 failures" in res.stdout, res.stdout[-2000:]
+    _run_internal_test(tmp_path, "pack_a_test", ["-mavx2", "-mfma"], timeout=60)
 
 
 @needs_gxx
@@ -113,14 +119,7 @@ def test_n_chunks_cover_columns_once(tmp_path, isa):
     # column once and fit the B packing buffer, over a range of N, thread counts and caps.
     if isa == "avx2" and not (IS_X86 and {"avx2", "fma"} <= CPU_FLAGS):
         pytest.skip("needs an x86 CPU with avx2/fma")
-    exe = tmp_path / "nchunks_test"
-    flags = ["-mavx2", "-mfma"] if isa == "avx2" else []
-    cmd = ["g++", *BASE_FLAGS, "-pthread", *flags, str(KERNELS / "tests" / "nchunks_test.cpp"),
-           str(KERNELS / "pf_pool.cpp"), "-o", str(exe)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "\n0 failures" in res.stdout, res.stdout[-2000:]
+    _run_internal_test(tmp_path, "nchunks_test", ["-mavx2", "-mfma"] if isa == "avx2" else [], timeout=120)
 
 
 AVX512_FLAGS = ["-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mfma"]

@@ -15,7 +15,7 @@ int main() {
       for (int cap = 1; cap <= 40; ++cap)
         for (int only_n = 0; only_n <= 1; ++only_n) {
           const NChunks ch(N, cap, nt, only_n != 0);
-          const int widest = (ch.guided ? ch.hcap : ch.cap) * NR;
+          const int widest = ch.widest_np() * NR;
           std::vector<int> seen(N, 0);
           bool ok = true;
           for (int c = 0; c < ch.count; ++c) {

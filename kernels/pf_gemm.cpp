@@ -524,7 +524,8 @@ Plan make_plan(const Problem& p, int nt) {
 // threads: the threads finished 274-375 us apart (of ~4 ms), 115-223 us with halves; +0-5%
 // GFLOP/s on BERT's shapes. Each chunk reads all of A's K blocks once, from L3 when A is larger
 // than L2, so a wide head chunk (18 panels instead of 3 x 6 there) reads A fewer times: +1-3%
-// on 128x768x3072, +0-2% on the other BERT and MobileBERT shapes (2 threads, A/B in one process).
+// on 128x768x3072, +0-2% on 128x2304x768, 128x512x512 and 128x128x512, within noise (-3 to
+// +0.3%) on 128x768x768 and 128x3072x768 (2 threads, A/B in one process).
 struct NChunks {
   int N, np, cap, hcap, per, len, count;  // np: panels; hcap: widest head chunk; per: panels per
                                           // block; len: chunks per block

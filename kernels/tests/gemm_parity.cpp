@@ -271,11 +271,14 @@ int main(int argc, char** argv) {
   shapes.push_back({5, 7, 0});                       // K == 0: C = beta * C
   shapes.push_back({1, quick ? 100 : 777, 300});     // GEMV-like row, N tail, uneven K blocks
   shapes.push_back({quick ? 37 : 300, 41, quick ? 70 : 520});  // several MC / K blocks
+  shapes.push_back({20, 130, 1100});  // 2 threads: K groups (5 K blocks), uneven N chunks
 
   int idx = 0;
   for (const Shape& sh : shapes) run_shape(sh, (idx++ % 3 == 1) ? 3 : 0, false);
   // Deep K: several row super-blocks of shared packed A, many K blocks.
   if (!quick) run_shape({300, 20, 8192}, 3, true);
+  // K groups (2 threads) over two row super-blocks.
+  if (!quick) run_shape({350, 300, 4096}, 3, true);
 
   // Transformer shapes (seq 128, d_model 768, d_ff 3072).
   const Shape big[] = {{128, 768, 768}, {128, 3072, 768}, {128, 768, 3072}};

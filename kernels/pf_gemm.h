@@ -17,7 +17,8 @@
 //
 // Epilogue: when `ep` is given, ep->fn(ep->ctx, r0, r1, c0, c1) is called on blocks
 // C[r0:r1, c0:c1] that cover C exactly once, each as soon as its values are final, by the
-// thread that computed it (so the block is still in its cache). Blocks are called concurrently
+// thread that computed it or, where threads split K, summed the partial results (so the block
+// is still in its cache). Blocks are called concurrently
 // from several threads; an epilogue may only read and write its own block of C (and read
 // other buffers). All calls have returned when the GEMM returns.
 #pragma once

@@ -520,11 +520,12 @@ Plan make_plan(const Problem& p, int nt) {
   pl.tile_mp = (int)ceil_div(mp, mtiles);
   // K groups, one per thread, when N alone is tiled, each group has 2+ K blocks and the partial
   // sums take at most 1M floats. Thread b's tiles are then the whole of N over K group b instead
-  // of its share of N over all of K: it reads half of A (2 threads), from L3 when A is larger
-  // than L2, and reads it once per chunk of the whole N, so fewer times in all. A thread
-  // packs the K group of A it computes (step 1). 128x768x3072 on 2 threads (A 1.5 MiB): +2 to
-  // +8%; 128x3072x3072 +4 to +5%; 128x512x2048 +2 to +4%; 128x1024x4096 and 128x768x1024
-  // within noise (A/B in one process, AVX2, znver3).
+  // of its share of N over all of K: each pass over N reads only its part of A (from L3 when A
+  // is larger than L2), which it packed itself (step 1). 128x768x3072 on 2 threads (A 1.5 MiB):
+  // +2 to +8%; 128x3072x3072 +4 to +5%; 128x512x2048 +2 to +4%; 128x1024x4096 and 128x768x1024
+  // within noise (A/B in one process, AVX2, znver3). The width of the head chunks (8 to 48
+  // panels) and of the tail (cap 2 or 6) made no difference here, nor did packing each K block
+  // of A just before the tile that first uses it instead of in step 1.
   const int n_kb = (int)ceil_div(p.K, pl.kcb);
   const bool kgroups = nt > 1 && mtiles == 1 && n_kb >= 2 * nt && (nt - 1) * pl.msb * round_up(p.N, NR) <= (idx(1) << 20);
   pl.kgroups = kgroups ? nt : 1;

@@ -84,11 +84,17 @@ struct APanel {
 constexpr int MR = 14, NR = 32, KC = 192, MC = 168, NC = 768;
 constexpr const char* kKernelName = "avx512-14x32";
 #elif PF_GEMM_AVX2
-// 12 ymm accumulators (6 rows x 2 vectors) + 2 B vectors + 1 broadcast = 15.
-// B micro-panel 256*16*4 = 16 KiB (L1d 32 KiB), A block <= 144*256*4 = 144 KiB,
+// 12 ymm accumulators (4 rows x 3 vectors) + 3 B vectors + 1 broadcast = 16.
+// B micro-panel 256*24*4 = 24 KiB (L1d 32 KiB), A block <= 144*256*4 = 144 KiB,
 // B chunk <= 256*384*4 = 384 KiB (znver3 L2: 512 KiB; tuned by measurement).
-constexpr int MR = 6, NR = 16, KC = 256, MC = 144, NC = 384;
-constexpr const char* kKernelName = "avx2-6x16";
+// 4x24 rather than 6x16: 4 broadcasts and 3 B loads per 12 FMAs instead of 6 and 2. In L1 on
+// znver3 it ran at 92-94% of the FMA peak against 89-91%; whole GEMMs at 2 threads +1 to +5%
+// (128x768x3072, 128x3072x768, 128x768x768; 1 thread +5%), the same at 128x512x512. Narrow N
+// pays for 24-column panels: N = 32 (24 + an 8-column edge tile) ran 5-10% slower on 2 threads;
+// no change showed in the four BERT-family models end to end. The AVX2 figures quoted further
+// down in this file were measured with the 6x16 kernel.
+constexpr int MR = 4, NR = 24, KC = 256, MC = 144, NC = 384;
+constexpr const char* kKernelName = "avx2-4x24";
 #elif PF_GEMM_NEON
 // 24 q accumulators (8 rows x 3 vectors) + 2 A vectors + 3 B vectors = 29.
 constexpr int MR = 8, NR = 12, KC = 256, MC = 128, NC = 384;
@@ -138,58 +144,59 @@ inline vec vfma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline vec vmul(vec a, vec b) { return _mm256_mul_ps(a, b); }
 inline vec vadd(vec a, vec b) { return _mm256_add_ps(a, b); }
 #endif
-constexpr int NV = NR / VL;  // vectors per tile row (2)
-static_assert(NV == 2, "x86 kernels use two vectors per row");
+constexpr int NV = NR / VL;  // vectors per tile row
 
-// ROWS <= MR rows of the tile are computed (the A panel stride stays MR), so
-// the last, partial row panel of M doesn't pay for its zero padding.
-template <int ROWS>
-void ukernel_rows(int kc, APanel ap, const float* __restrict b, float* __restrict c, idx ldc, float alpha,
+// ROWS <= MR rows and the first COLS <= NV vectors of each row of the tile are computed (the
+// A panel stride stays MR, the B panel stride NR), so the last, partial row panel of M and
+// column panel of N don't pay for their zero padding.
+template <int ROWS, int COLS>
+void ukernel_tile(int kc, APanel ap, const float* __restrict b, float* __restrict c, idx ldc, float alpha,
                   float beta) {
   const float* __restrict a = ap.p;
   const idx rs = ap.rs, cs = ap.cs;
   // Accumulator array; every loop over it is fully unrolled so it lives in
   // registers (checked in the generated assembly: no spills in the k loop).
-  vec acc[ROWS][NV];
-  PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
-    acc[i][0] = vzero();
-    acc[i][1] = vzero();
+  vec acc[ROWS][COLS];
+  PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) acc[i][v] = vzero();
+  PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {  // the row's first and last line of C
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + COLS * VL - 1), _MM_HINT_T0);
   }
-  PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
 
   int k = 0;
-  if constexpr (ROWS <= 2) {
+  if constexpr (ROWS * COLS <= 4) {
     // 4 accumulators or fewer cannot cover FMA latency x FMA ports (4 cycles x 2 on current
     // x86 cores): even and odd k go to separate accumulators, summed after the loop. In L1 on
-    // znver3 (AVX2): 2 rows 50 -> 69-88 GFLOP/s, 1 row 27 -> 49-53. Not for 3 rows: 12
-    // accumulators + 4 B vectors spill on AVX2 (76 -> 42).
-    vec odd[ROWS][NV];
-    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) odd[i][0] = odd[i][1] = vzero();
+    // znver3 (AVX2, 6x16 kernel): 2 rows 50 -> 69-88 GFLOP/s, 1 row 27 -> 49-53. Not for 6
+    // accumulators: 12 accumulators + 4 B vectors spilled on AVX2 (76 -> 42).
+    vec odd[ROWS][COLS];
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) odd[i][v] = vzero();
     PF_UNROLL_2
     for (; k + 1 < kc; k += 2) {
-      const vec b0 = vload(b), b1 = vload(b + VL), b2 = vload(b + NR), b3 = vload(b + NR + VL);
+      vec be[COLS], bo[COLS];
+      PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) {
+        be[v] = vload(b + v * VL);
+        bo[v] = vload(b + NR + v * VL);
+      }
       PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
         const vec ai = vbcast(a + i * rs), aj = vbcast(a + cs + i * rs);
-        acc[i][0] = vfma(ai, b0, acc[i][0]);
-        acc[i][1] = vfma(ai, b1, acc[i][1]);
-        odd[i][0] = vfma(aj, b2, odd[i][0]);
-        odd[i][1] = vfma(aj, b3, odd[i][1]);
+        PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) {
+          acc[i][v] = vfma(ai, be[v], acc[i][v]);
+          odd[i][v] = vfma(aj, bo[v], odd[i][v]);
+        }
       }
       a += 2 * cs;
       b += 2 * NR;
     }
-    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
-      acc[i][0] = vadd(acc[i][0], odd[i][0]);
-      acc[i][1] = vadd(acc[i][1], odd[i][1]);
-    }
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) acc[i][v] = vadd(acc[i][v], odd[i][v]);
   }
   PF_UNROLL_4
   for (; k < kc; ++k) {
-    const vec b0 = vload(b), b1 = vload(b + VL);
+    vec bv[COLS];
+    PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) bv[v] = vload(b + v * VL);
     PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
       const vec ai = vbcast(a + i * rs);
-      acc[i][0] = vfma(ai, b0, acc[i][0]);
-      acc[i][1] = vfma(ai, b1, acc[i][1]);
+      PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) acc[i][v] = vfma(ai, bv[v], acc[i][v]);
     }
     a += cs;
     b += NR;
@@ -197,31 +204,33 @@ void ukernel_rows(int kc, APanel ap, const float* __restrict b, float* __restric
 
   const vec va = vset1(alpha);
   if (beta == 0.0f) {
-    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
-      vstore(c + i * ldc, vmul(va, acc[i][0]));
-      vstore(c + i * ldc + VL, vmul(va, acc[i][1]));
-    }
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) PF_UNROLL_FULL for (int v = 0; v < COLS; ++v)
+      vstore(c + i * ldc + v * VL, vmul(va, acc[i][v]));
   } else {
     const vec vb = vset1(beta);
-    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) {
-      float* ci = c + i * ldc;
-      vstore(ci, vfma(va, acc[i][0], vmul(vb, vload(ci))));
-      vstore(ci + VL, vfma(va, acc[i][1], vmul(vb, vload(ci + VL))));
+    PF_UNROLL_FULL for (int i = 0; i < ROWS; ++i) PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) {
+      float* ci = c + i * ldc + v * VL;
+      vstore(ci, vfma(va, acc[i][v], vmul(vb, vload(ci))));
     }
   }
 }
 
 using kernel_fn = void (*)(int, APanel, const float*, float*, idx, float, float);
-template <int... R>
-constexpr std::array<kernel_fn, sizeof...(R)> make_row_kernels(std::integer_sequence<int, R...>) {
-  return {{&ukernel_rows<R + 1>...}};
+template <int R, int... V>
+constexpr std::array<kernel_fn, NV> row_kernels(std::integer_sequence<int, V...>) {
+  return {{&ukernel_tile<R, V + 1>...}};
 }
-constexpr std::array<kernel_fn, MR> kRowKernels = make_row_kernels(std::make_integer_sequence<int, MR>{});
+template <int... R>
+constexpr std::array<std::array<kernel_fn, NV>, MR> make_kernels(std::integer_sequence<int, R...>) {
+  return {{row_kernels<R + 1>(std::make_integer_sequence<int, NV>{})...}};
+}
+constexpr std::array<std::array<kernel_fn, NV>, MR> kKernels = make_kernels(std::make_integer_sequence<int, MR>{});
 
-// The first mr rows of a tile (the others are neither read nor written).
+// The first mr rows and nv vectors of columns of a tile (the others are neither read nor written).
 constexpr bool kPartialRows = true;
-inline void ukernel_mr(int mr, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
-  kRowKernels[mr - 1](kc, a, b, c, ldc, alpha, beta);
+constexpr int kColStep = VL;
+inline void ukernel_part(int mr, int nv, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
+  kKernels[mr - 1][nv - 1](kc, a, b, c, ldc, alpha, beta);
 }
 
 #elif PF_GEMM_NEON
@@ -292,10 +301,11 @@ inline void ukernel(int kc, const float* __restrict a, const float* __restrict b
 #endif
 
 #if !(PF_GEMM_AVX512 || PF_GEMM_AVX2)
-// These kernels read A packed (zero-padded to MR rows) and compute all MR rows: bottom-edge
-// tiles go through the scratch-tile path.
+// These kernels read A packed (zero-padded to MR rows) and compute the whole MR x NR tile:
+// edge tiles go through the scratch-tile path.
 constexpr bool kPartialRows = false;
-inline void ukernel_mr(int, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
+constexpr int kColStep = NR;
+inline void ukernel_part(int, int, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
   ukernel(kc, a.p, b, c, ldc, alpha, beta);
 }
 #endif
@@ -346,6 +356,23 @@ void pack_rows_x86(const float* const* rows, int kc8, float* dst) {
         }
       }
     }
+  }
+}
+
+// The same for 4 rows: one 4x4 transpose per 128-bit lane (k to k + 3, k + 4 to k + 7).
+template <>
+inline void pack_rows_x86<4>(const float* const* rows, int kc8, float* dst) {
+  for (int k = 0; k < kc8; k += 8, dst += 32) {
+    const __m256 r0 = _mm256_loadu_ps(rows[0] + k), r1 = _mm256_loadu_ps(rows[1] + k);
+    const __m256 r2 = _mm256_loadu_ps(rows[2] + k), r3 = _mm256_loadu_ps(rows[3] + k);
+    const __m256 a0 = _mm256_unpacklo_ps(r0, r1), a1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 a2 = _mm256_unpacklo_ps(r2, r3), a3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 c0 = _mm256_shuffle_ps(a0, a2, 0x44), c1 = _mm256_shuffle_ps(a0, a2, 0xEE);  // k, k+1 | k+4, k+5
+    const __m256 c2 = _mm256_shuffle_ps(a1, a3, 0x44), c3 = _mm256_shuffle_ps(a1, a3, 0xEE);  // k+2, k+3 | k+6, k+7
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(c0, c1, 0x20));
+    _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(c2, c3, 0x20));
+    _mm256_storeu_ps(dst + 16, _mm256_permute2f128_ps(c0, c1, 0x31));
+    _mm256_storeu_ps(dst + 24, _mm256_permute2f128_ps(c2, c3, 0x31));
   }
 }
 #endif
@@ -464,11 +491,12 @@ void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, 
       const int mr = std::min(MR, mc - ir);
       const APanel a{A.p + ir * a_row, A.rs, A.cs};
       float* c = C + ir * ldc + jr;
-      if (nr == NR && (mr == MR || kPartialRows)) {
-        ukernel_mr(mr, kc, a, b, c, ldc, alpha, beta);
+      const int nv = (nr + kColStep - 1) / kColStep;  // column vectors computed
+      if (nr == nv * kColStep && (mr == MR || kPartialRows)) {
+        ukernel_part(mr, nv, kc, a, b, c, ldc, alpha, beta);
       } else {  // edge tile: compute into a scratch tile, write the valid part
         alignas(64) float t[MR * NR];
-        ukernel_mr(kPartialRows ? mr : MR, kc, a, b, t, NR, alpha, 0.0f);
+        ukernel_part(kPartialRows ? mr : MR, nv, kc, a, b, t, NR, alpha, 0.0f);
         for (int i = 0; i < mr; ++i)
           for (int j = 0; j < nr; ++j) {
             float& dst = c[i * ldc + j];

@@ -53,5 +53,5 @@ void   pf_sgemm_prepacked(int M, int N, int K, float alpha, const float* A, int 
                           const float* packedB, float beta, float* C, int ldc, int nthreads,
                           const pf_epilogue* ep = nullptr);
 
-// Name of the compiled micro-kernel, e.g. "avx2-6x16" (for tests/logging).
+// Name of the compiled micro-kernel, e.g. "avx2-4x24" (for tests/logging).
 const char* pf_sgemm_kernel_name();

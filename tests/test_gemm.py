@@ -70,7 +70,7 @@ def test_portable_fallback(tmp_path):
 def test_avx2(tmp_path, pack_a):
     # x86 kernels read A in place by default; PF_GEMM_PACK_A=1 checks the packed-A path too.
     exe = _build(tmp_path, "parity_avx2", ["-pthread", "-mavx2", "-mfma"])
-    _run([str(exe)], "avx2-6x16", env={"PF_GEMM_PACK_A": pack_a})
+    _run([str(exe)], "avx2-4x24", env={"PF_GEMM_PACK_A": pack_a})
 
 
 @needs_gxx
@@ -79,7 +79,7 @@ def test_avx2(tmp_path, pack_a):
 def test_avx2_thread_sanitizer(tmp_path):
     # TSan: the GEMM's shared packed-A buffer and per-thread scratch under the pool, no races.
     exe = _build(tmp_path, "parity_tsan", ["-O1", "-pthread", "-mavx2", "-mfma", "-fsanitize=thread"])
-    _run([str(exe), "--quick"], "avx2-6x16")
+    _run([str(exe), "--quick"], "avx2-4x24")
 
 
 @needs_gxx
@@ -89,7 +89,7 @@ def test_avx2_sanitizers(tmp_path):
     # ASan + UBSan (small shapes): out-of-bounds accesses, misalignment, overflow.
     exe = _build(tmp_path, "parity_asan", ["-O1", "-pthread", "-mavx2", "-mfma",
                                            "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
-    _run([str(exe), "--quick"], "avx2-6x16")
+    _run([str(exe), "--quick"], "avx2-4x24")
 
 
 def _run_internal_test(tmp: pathlib.Path, name: str, flags: list[str], timeout: float) -> None:
@@ -108,7 +108,7 @@ def _run_internal_test(tmp: pathlib.Path, name: str, flags: list[str], timeout: 
 @needs_x86
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
 def test_x86_pack_a_transposes(tmp_path):
-    # The vectorized A packing for 6-row (AVX2) and 14-row (AVX-512) panels vs a scalar loop.
+    # The vectorized A packing for 4-row (AVX2) and 14-row (AVX-512) panels vs a scalar loop.
     _run_internal_test(tmp_path, "pack_a_test", ["-mavx2", "-mfma"], timeout=60)
 
 

@@ -64,13 +64,13 @@ def _const_input(g, node, k):
     return g.values[node.inputs[k]].const
 
 
-def _check_numerics(m, g, inputs=None, fusion=True):
+def _check_numerics(m, g, inputs=None, fusion=True, atol=TOL):
     """Compile the fused graph; compare every output with onnxruntime on the original model."""
     inputs = inputs or {"x": RNG.standard_normal((2, 5, K)).astype(np.float32)}
     compiled = polyfuse.compile(g, threads=1, fusion=fusion)
     for name, ours, ref in zip(compiled.output_names, compiled.run(None, inputs), run_ort(m, inputs)):
         assert ours.shape == ref.shape, name
-        np.testing.assert_allclose(ours, ref, rtol=TOL, atol=TOL, err_msg=name)
+        np.testing.assert_allclose(ours, ref, rtol=TOL, atol=atol, err_msg=name)
 
 
 # --- structure ---------------------------------------------------------------------------------
@@ -189,7 +189,10 @@ def test_attention_heads_read_from_the_split_match_onnxruntime(fusion):
     m = _model([_branch(i, 16, (16,)) for i in range(3)], nodes, outputs=("o",), extra_inits=heads)
     g = _fused(m)
     assert _ops(g)[:3] == ["MatMul", "Add", "Split"]
-    _check_numerics(m, g, fusion=fusion)
+    # atol 1e-4: the outputs reach ~11 and pass through a softmax of scores of that size. Over 20
+    # draws, onnxruntime's largest error against a float64 evaluation was 2.4e-5 and polyfuse's
+    # 1.5e-5, so two fp32 results differ by more than 1e-5 (up to 3.0e-5 seen).
+    _check_numerics(m, g, fusion=fusion, atol=1e-4)
 
 
 # --- Gemm --------------------------------------------------------------------------------------

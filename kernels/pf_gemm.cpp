@@ -528,6 +528,7 @@ void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, 
 // ---------------------------------------------------------------------------
 struct Plan {
   int kcb;        // K block depth
+  int n_kb;       // K blocks: ceil(K / kcb)
   int msb;        // super-block rows (multiple of MR unless == M)
   int chunk_np;   // N chunk width in NR panels
   int tile_mp;    // M tile height in MR panels
@@ -537,6 +538,7 @@ struct Plan {
 Plan make_plan(const Problem& p, int nt) {
   Plan pl;
   pl.kcb = k_block(p.K);
+  pl.n_kb = (int)ceil_div(p.K, pl.kcb);
   // Shared packed A of one super-block: at most ~1M floats (4 MiB), >= MC rows.
   const idx cap_rows = std::max<idx>(MC, round_up((idx(1) << 20) / p.K, MR));
   pl.msb = (int)std::min<idx>(p.M, cap_rows);
@@ -555,8 +557,7 @@ Plan make_plan(const Problem& p, int nt) {
   // within noise (A/B in one process, AVX2, znver3). The width of the head chunks (8 to 48
   // panels) and of the tail (cap 2 or 6) made no difference here, nor did packing each K block
   // of A just before the tile that first uses it instead of in step 1.
-  const int n_kb = (int)ceil_div(p.K, pl.kcb);
-  const bool kgroups = nt > 1 && mtiles == 1 && n_kb >= 2 * nt && (nt - 1) * pl.msb * round_up(p.N, NR) <= (idx(1) << 20);
+  const bool kgroups = nt > 1 && mtiles == 1 && pl.n_kb >= 2 * nt && (nt - 1) * pl.msb * round_up(p.N, NR) <= (idx(1) << 20);
   pl.kgroups = kgroups ? nt : 1;
   return pl;
 }
@@ -649,7 +650,7 @@ void run(const Problem& p, int nthreads) {
   const double macs = (double)p.M * p.N * p.K;
   const int nt = std::max(1, std::min(nthreads, (int)std::min(macs / 65536.0, 1024.0)));
   const Plan pl = make_plan(p, nt);
-  const int K = p.K, kcb = pl.kcb;
+  const int K = p.K, kcb = pl.kcb, n_kb = pl.n_kb;
   const idx npad = round_up(p.N, NR);
   const idx msb_pad = round_up(pl.msb, MR);
   // x86 kernels can read A in place (APanel strides) and compute partial row panels, so A is
@@ -677,7 +678,7 @@ void run(const Problem& p, int nthreads) {
 
   for (int m0 = 0; m0 < p.M; m0 += pl.msb) {
     const int rows = std::min(pl.msb, p.M - m0);
-    const int n_apan = (int)ceil_div(rows, MR), n_kb = (int)ceil_div(K, kcb);
+    const int n_apan = (int)ceil_div(rows, MR);
     // 1. Pack A super-block: one task per panel and group of K blocks, the K blocks cut into nt
     //    groups, so thread b (the pool's block split) packs group b: the columns of A that the
     //    same thread computed when A is the previous GEMM's output split over N. A task reads

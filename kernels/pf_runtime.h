@@ -7,16 +7,22 @@
 #include <limits>
 #include <type_traits>
 
-// max/min over the operands' common type (ints stay ints, floats stay floats).
+// max/min over the operands' common type (ints stay ints, floats stay floats). A NaN operand
+// gives NaN, as ONNX Max/Min/Relu/Clip do in onnxruntime (a plain a > b ? a : b drops it when
+// it is the first operand).
 template <class A, class B>
 static inline std::common_type_t<A, B> pf_max(A a, B b) {
   using T = std::common_type_t<A, B>;
-  return (T)a > (T)b ? (T)a : (T)b;
+  const T x = (T)a, y = (T)b;
+  if constexpr (std::is_floating_point_v<T>) return (x > y || x != x) ? x : y;
+  else return x > y ? x : y;
 }
 template <class A, class B>
 static inline std::common_type_t<A, B> pf_min(A a, B b) {
   using T = std::common_type_t<A, B>;
-  return (T)a < (T)b ? (T)a : (T)b;
+  const T x = (T)a, y = (T)b;
+  if constexpr (std::is_floating_point_v<T>) return (x < y || x != x) ? x : y;
+  else return x < y ? x : y;
 }
 
 // c[0] * x^(N-1) + c[1] * x^(N-2) + ... + c[N-1] by Horner's rule (fully unrolled, vectorisable).

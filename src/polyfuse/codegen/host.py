@@ -199,14 +199,27 @@ _INIT = {"sum": "0", "mean": "0", "max": "std::numeric_limits<{t}>::lowest()"}
 
 
 def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
+    """Per stage: its accumulator's declaration (``decl``: any further ones), ``init``, the loop
+    ``step`` and ``simd`` pragma, and the statement after the loop (``finish``).
+
+    A floating-point max starts at -inf and keeps a NaN flag beside it (``<acc>_nan``, or-ed
+    per element): the simd reduction's lanes combine with a max that may drop a NaN, and a
+    NaN anywhere in the row makes the row's max NaN (ReduceMax)."""
     count = int(np.prod([k.shape[a] for a in k.axes], dtype=np.int64))
+    floating = acc_t in ("float", "double")
     out = []
     for acc, comb, expr in k.stages:
         e = pr(sympy.sympify(expr).subs(zero))
-        step = f"{acc} = pf_max({acc}, {e})" if comb == "max" else f"{acc} += {e}"
-        finish = f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
-        out.append(dict(acc=acc, init=_INIT[comb].format(t=acc_t), step=step, finish=finish,
-                        simd=f"#pragma omp simd reduction({'max' if comb == 'max' else '+'}:{acc})"))
+        init, decl, pragma = _INIT[comb].format(t=acc_t), "", f"reduction({'max' if comb == 'max' else '+'}:{acc})"
+        step, finish = f"{acc} += {e}", f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
+        if comb == "max":
+            step = f"{acc} = pf_max({acc}, {e})"
+            if floating:
+                init = f"-std::numeric_limits<{acc_t}>::infinity()"
+                decl, pragma = f"int {acc}_nan = 0", pragma + f" reduction(|:{acc}_nan)"
+                step = f"{{ const {acc_t} t = {e}; {acc} = t > {acc} ? t : {acc}; {acc}_nan |= t != t; }}"
+                finish = f"if ({acc}_nan) {acc} = std::numeric_limits<{acc_t}>::quiet_NaN()"
+        out.append(dict(acc=acc, init=init, decl=decl, step=step, finish=finish, simd=f"#pragma omp simd {pragma}"))
     return out
 
 

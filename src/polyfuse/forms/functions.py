@@ -31,6 +31,7 @@ LogicalAnd = _named("LogicalAnd", 2)
 LogicalOr = _named("LogicalOr", 2)
 LogicalNot = _named("LogicalNot", 1)
 IsNaN = _named("IsNaN", 1)
+IsFinite = _named("IsFinite", 1)
 Select = _named("Select", 3)  # Select(cond, a, b) = cond ? a : b
 IntDiv = _named("IntDiv", 2)  # C-style truncating integer division
 Sigmoid = _named("Sigmoid", 1)
@@ -49,5 +50,5 @@ def cast(x, dtype) -> sympy.Expr:
     return Cast(x, sympy.Integer(CAST_DTYPES.index(np.dtype(dtype))))
 
 
-ALL = (Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, Select,
+ALL = (Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
        IntDiv, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast)

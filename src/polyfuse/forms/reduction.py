@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sympy
 from sympy import exp, sqrt
 
+from . import functions as F
 from .movement import broadcast_index, _axis
 
 A0, A1 = sympy.Symbol("r0"), sympy.Symbol("r1")
@@ -53,19 +54,26 @@ def _softmax(ctx):
 
 
 def _layer_norm(ctx):
+    """Mean and variance by two passes over the row shifted by its first element x0 (when it is
+    finite; else by 0): mean = x0 + mean(x - x0), var = mean((x - mean)^2). A constant row then
+    has mean x0 and variance 0 exactly, so it normalizes to 0 even at epsilon 1e-12 (sum / n in
+    float32 is not x0 exactly, and (x - that)^2 is not small next to such an epsilon)."""
     shape = ctx.inputs[0].shape
     r = len(shape)
     a = _axis(int(ctx.attrs.get("axis", -1)), r)
     eps = sympy.Float(float(ctx.attrs.get("epsilon", 1e-5)))
     x = ctx.x
+    first = ctx.load(0, tuple(ctx.vars[:a]) + (0,) * (r - a))
+    x0 = F.Select(F.IsFinite(first), first, 0)
     norm_vars, norm_shape = ctx.vars[a:r], shape[a:]
-    y = (x - A0) / sqrt(A1 + eps)
+    mean = x0 + A0
+    y = (x - mean) / sqrt(A1 + eps)
     for k, apply in ((1, lambda y, s: y * s), (2, lambda y, b: y + b)):
         if k < len(ctx.inputs) and ctx.inputs[k] is not None:
             w = ctx.inputs[k]
             y = apply(y, ctx.load_or_literal(k, broadcast_index(w.shape, norm_vars, norm_shape)))
-    return ReductionForm(tuple(range(a, r)), [(A0, "mean", x), (A1, "mean", (x - A0) ** 2)], y, True,
-                         row_outputs=(A0, 1 / sqrt(A1 + eps)))
+    return ReductionForm(tuple(range(a, r)), [(A0, "mean", x - x0), (A1, "mean", (x - mean) ** 2)], y, True,
+                         row_outputs=(mean, 1 / sqrt(A1 + eps)))
 
 
 REDUCTION_OPS = {

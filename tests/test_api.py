@@ -76,3 +76,16 @@ def test_threads_and_call_forms(feeds):
     named = two(**feeds)
     assert list(named) == ["y", "m"]
     assert one.inputs[0].shape == (13, 24) and one.inputs[0].dtype == np.float32
+
+
+def test_a_model_without_inputs_runs():
+    """A graph whose outputs are all constants (ONNX's test_constant) has no inputs: its library
+    reports 0 inputs and run() copies the outputs from the weights. Exact: no arithmetic at run time."""
+    c = np.random.default_rng(2).standard_normal((5, 5)).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["c"], value=onnx.numpy_helper.from_array(c)),
+             helper.make_node("Relu", ["c"], ["r"])]
+    cm = polyfuse.compile(model(nodes, [], [("c", np.float32, [5, 5]), ("r", np.float32, [5, 5])]))
+    assert cm.input_names == []
+    got_c, got_r = cm.run(None, {})
+    np.testing.assert_array_equal(got_c, c)
+    np.testing.assert_array_equal(got_r, np.maximum(c, 0))

@@ -168,7 +168,7 @@ def test_branch_values_that_are_graph_outputs_are_recreated():
 
 
 def test_opset_below_13_not_fused():
-    """Split takes its sizes as an input from opset 13 (the importer rejects older models)."""
+    """Split takes its sizes as an input from opset 13 (the importer converts older models to 13)."""
     g = _prepared(_qkv())
     g.opset = 12
     assert _ops(fuse_parallel_matmuls(g)) == ["MatMul", "Add"] * 3

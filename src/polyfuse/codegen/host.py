@@ -466,7 +466,7 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
     text = render("host/model.cpp.j2", version=version, target=target, model_name=safe_comment(g.name),
                   n_calls=len(model.kernels), n_functions=len(functions), arena_bytes=plan.arena_bytes,
                   weights_bytes=plan.weights_bytes, functions=sources,
-                  input_bytes=[g.values[i].nbytes for i in g.inputs] or [0],
+                  input_bytes=[g.values[i].nbytes for i in g.inputs],
                   output_bytes=[g.values[o].nbytes for o in g.outputs], calls=calls,
                   packs=["{" + ", ".join(map(str, p)) + "}" for p in packs],
                   segments=_weight_segments(plan, g, raw_reads))

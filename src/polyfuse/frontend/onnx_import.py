@@ -1,17 +1,20 @@
 """ONNX -> IR import.
 
 Loads a model from a path, bytes or ``onnx.ModelProto`` (with external-data files beside the
-model), inlines local functions, checks the opset and that every operator is supported, and
+model), inlines local functions, converts models older than opset 13 with
+``onnx.version_converter``, checks the opset and that every operator is supported, and
 builds a :class:`~polyfuse.ir.Graph`. Symbolic dims (``dim_param``) become sympy symbols.
 """
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 import sympy
 from onnx import numpy_helper
 
@@ -149,20 +152,33 @@ def _attr_value(a: onnx.AttributeProto):
     return v
 
 
+def upgrade_opset(proto: onnx.ModelProto, opset: int, where: str) -> onnx.ModelProto:
+    """Convert a model older than MIN_OPSET (tested: opsets 1 and 7-12) to MIN_OPSET with
+    onnx.version_converter, which rewrites the ops whose signature changed (attributes that became
+    inputs, such as Split's ``split`` and the reductions' ``axes`` at 13), or raise UnsupportedError."""
+    try:
+        return onnx.version_converter.convert_version(proto, MIN_OPSET)
+    except Exception as e:  # the converter raises RuntimeError, ConvertError, ValidationError ...
+        why = re.sub(r"^\S+:\d+: \w+: Assertion `.*?` failed: ", "", _short(e))  # drop the C++ assert's location
+        raise UnsupportedError(f"{where}: model opset {opset} is older than the supported range {MIN_OPSET}-"
+                               f"{MAX_OPSET}, and onnx.version_converter could not convert it: {why}") from None
+
+
 def import_onnx(model, name: str | None = None) -> Graph:
     """Import ``model`` (path, bytes or ModelProto) into a Graph, or raise a PolyfuseError."""
     where = str(model) if isinstance(model, (str, os.PathLike)) else "model"
     proto = load_onnx(model)
     opset = _opset(proto, where)
-    if opset < MIN_OPSET:
-        raise UnsupportedError(f"{where}: model opset {opset} is older than the supported range "
-                               f"{MIN_OPSET}-{MAX_OPSET}; convert it with onnx.version_converter")
     if proto.functions:
         try:
             proto = onnx.inliner.inline_local_functions(proto)
         except Exception as e:
             raise ModelError(f"{where}: could not inline the model's local functions ({_short(e)})") from None
     _check_supported(proto, opset, where)
+    converted_from = None
+    if opset < MIN_OPSET:
+        proto, converted_from, opset = upgrade_opset(proto, opset, where), opset, MIN_OPSET
+        _check_supported(proto, opset, where)  # the converter may have rewritten an op into others
 
     g = proto.graph
     values: dict[str, Value] = {}
@@ -200,6 +216,8 @@ def import_onnx(model, name: str | None = None) -> Graph:
             v.dtype = declared.dtype
     graph = Graph(nodes, values, inputs, outputs, opset, name or (g.name or "model"))
     graph.nodes = _toposort(graph, where)
+    if converted_from is not None:
+        graph.notes.append(f"model opset {converted_from} converted to {MIN_OPSET} with onnx.version_converter")
     if opset > MAX_OPSET:
         graph.notes.append(f"model opset {opset} is newer than the tested range {MIN_OPSET}-{MAX_OPSET}")
     return graph

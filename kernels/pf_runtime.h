@@ -96,6 +96,26 @@ static inline std::common_type_t<A, B> pf_idiv(A a, B b) {
   return (T)b == 0 ? T(0) : T((T)a / (T)b);
 }
 
+// ONNX Mod with fmod=1: the remainder has the dividend's sign (C's % on integers, std::fmod on
+// floats). An integer remainder by 0 gives 0 and INT_MIN % -1 gives 0, instead of trapping.
+template <class A, class B>
+static inline std::common_type_t<A, B> pf_trunc_mod(A a, B b) {
+  using T = std::common_type_t<A, B>;
+  if constexpr (std::is_floating_point_v<T>) {
+    return std::fmod((T)a, (T)b);
+  } else {
+    return ((T)b == 0 || (std::is_signed_v<T> && (T)b == T(-1))) ? T(0) : T((T)a % (T)b);
+  }
+}
+
+// ONNX Mod with fmod=0 (integers): the remainder has the divisor's sign, as Python's %.
+template <class A, class B>
+static inline std::common_type_t<A, B> pf_floor_mod(A a, B b) {
+  using T = std::common_type_t<A, B>;
+  const T r = pf_trunc_mod((T)a, (T)b);
+  return (r != 0 && ((r < 0) != ((T)b < 0))) ? T(r + (T)b) : r;
+}
+
 // Gather-style index: negative counts from the end; clamped into [0, n) so that a bad index
 // can never read outside the tensor.
 static inline int64_t pf_wrap_index(int64_t i, int64_t n) {

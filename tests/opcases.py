@@ -96,6 +96,29 @@ def _binary_cases():
     yield case("i64-scalar-divisor", "Div", [rand((13,), I64, -20, 20), scalar(-3, I64)], const=[1])
 
 
+def _mod_cases():
+    """fmod=0 (integers only: the divisor's sign) and fmod=1 (the dividend's sign), every sign
+    combination; divisors are never 0 (onnxruntime traps on an integer remainder by 0)."""
+    for dt in (I64, I32):
+        for fmod in (0, 1):
+            yield case(f"{dtype_id(dt)}-fmod{fmod}-13x17-17", "Mod",
+                       [rand((13, 17), dt, -50, 50), nonzero((17,), dt, 1, 7)], {"fmod": fmod})
+        yield case(f"{dtype_id(dt)}-fmod0-1x17-13x1", "Mod",
+                   [rand((1, 17), dt, -20, 20), nonzero((13, 1), dt, 1, 9)])
+    yield case("i64-fmod0-scalar-const-negative", "Mod", [rand((7, 3), I64, -20, 20), scalar(-3, I64)],
+               const=[1])
+    yield case("i32-fmod1-scalar-const", "Mod", [rand((17,), I32, -20, 20), scalar(4, I32)],
+               {"fmod": 1}, const=[1])
+    for dt in (F32, F64):
+        yield case(f"{dtype_id(dt)}-fmod1-13x17-17", "Mod",
+                   [rand((13, 17), dt, -20, 20), nonzero((17,), dt, 0.5, 7)], {"fmod": 1})
+    x = np.array([-7.5, 7.5, -0.0, np.inf, 3.0, -3.0, np.nan, 1e30, -5.25], F32)
+    y = np.array([2.0, -2.0, 3.0, 2.0, np.inf, -np.inf, 2.0, 7.0, 0.0], F32)
+    yield case("f32-fmod1-special-values", "Mod", [x, y], {"fmod": 1})
+    yield case("f32-fmod1-scalar-const-1x4x13x13", "Mod", [rand((1, 4, 13, 13), F32, -9, 9), scalar(2.5)],
+               {"fmod": 1}, const=[1])
+
+
 def _max_min_cases():
     for op in ("Max", "Min"):
         yield case("f32-13x17-17", op, [rand((13, 17)), rand((17,))])
@@ -203,7 +226,7 @@ def _cast_cases():
 
 
 def elementwise_cases():
-    for gen in (_binary_cases, _max_min_cases, _pow_cases, _unary_cases, _clip_where_cases,
+    for gen in (_binary_cases, _mod_cases, _max_min_cases, _pow_cases, _unary_cases, _clip_where_cases,
                 _compare_logic_cases, _cast_cases):
         yield from gen()
 

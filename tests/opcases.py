@@ -451,6 +451,30 @@ def _pad_cases():
                const=[1, 2])
 
 
+def _trilu_cases():
+    trilu = [  # (id, x, k or None, upper, const k)
+        ("3x7-default", rand((3, 7)), None, None, True),
+        ("7x3-lower", rand((7, 3)), None, 0, True),
+        ("1x1-upper-k1", rand((1, 1)), 1, 1, True),
+        ("2x13x17-k-1", rand((2, 13, 17)), -1, 1, True),
+        ("2x13x17-lower-k5", rand((2, 13, 17)), 5, 0, True),
+        ("17x17-lower-k-5", rand((17, 17)), -5, 0, True),
+        ("3x7-k-past-cols", rand((3, 7)), 100, 1, True),
+        ("3x7-lower-k-past-rows", rand((3, 7)), -100, 0, True),
+        ("3x7-k-int64-min", rand((3, 7)), INT64_MIN, 1, True),
+        ("causal-1x1x17x17", rand((1, 1, 17, 17)), 1, 1, True),
+        ("runtime-k", rand((7, 17)), 2, 0, False),
+        ("f64-7x3", rand((7, 3), F64), -1, 1, True),
+        ("i64-13x17", rand((13, 17), I64, -9, 9), 3, 0, True),
+        ("i32-3x7", rand((3, 7), I32, -9, 9), 0, 1, True),
+        ("bool-4x3x5", rand((4, 3, 5), BOOL), -1, 0, True),
+    ]
+    for id_, x, k, upper, const in trilu:
+        attrs = {} if upper is None else {"upper": upper}
+        inputs = [x] + ([] if k is None else [scalar(k, I64)])
+        yield case(id_, "Trilu", inputs, attrs, const=[1] if const else [], opset=14)
+
+
 def _gather_cases():
     yield case("axis0-negative", "Gather", [rand((10, 5)), ints(0, 3, -1, -10)], const=[1])
     yield case("axis1-2d-indices", "Gather", [rand((10, 5)), ints([0, 1], [-2, 4])],
@@ -524,7 +548,7 @@ def _producer_cases():
 
 
 def movement_cases():
-    for gen in (_layout_cases, _slice_split_cases, _pad_cases, _gather_cases, _producer_cases):
+    for gen in (_layout_cases, _slice_split_cases, _pad_cases, _trilu_cases, _gather_cases, _producer_cases):
         yield from gen()
 
 

@@ -140,6 +140,17 @@ def _pad(ctx, j):
     return ctx.load(0, [fn(s, x.shape[d]) for d, s in enumerate(src)])
 
 
+def _trilu(ctx, j):
+    """x where column - row >= k (upper) or <= k (lower), else 0; k may be a run-time scalar."""
+    rows, cols = ctx.out_shape[-2:]
+    row, col = ctx.out_vars[-2:]
+    k = ctx.scalar(1, default=0)
+    if k.is_Integer:  # a constant: clamp it so that its literal stays small
+        k = sympy.Integer(min(max(int(k), -rows), cols))
+    keep = F.GreaterEq(col - row, k) if int(ctx.attrs.get("upper", 1)) else F.LessEq(col - row, k)
+    return F.Select(keep, ctx.load(0, ctx.out_vars), 0)
+
+
 MOVEMENT_OPS = {
     "Transpose": _transpose,
     "Expand": _expand,
@@ -150,4 +161,5 @@ MOVEMENT_OPS = {
     "GatherElements": _gather_elements,
     "GatherND": _gather_nd,
     "Pad": _pad,
+    "Trilu": _trilu,
 }

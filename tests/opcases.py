@@ -266,6 +266,25 @@ def _reduce_cases():
         yield _reduce_case(op, 18, rand((5, 7), F64), [0], 1, 0, "f64")
 
 
+def _cumsum_cases():
+    cumsum = [  # (id, x, axis, exclusive, reverse)
+        ("f32-17-axis0", rand((17,)), 0, 0, 0),
+        ("f32-3x7-axis1-exclusive", rand((3, 7)), 1, 1, 0),
+        ("f32-3x7-axis0-reverse", rand((3, 7)), 0, 0, 1),
+        ("f32-2x13x17-axis-2-exclusive-reverse", rand((2, 13, 17)), -2, 1, 1),
+        ("f32-1x1-axis-1", rand((1, 1)), -1, 0, 0),
+        ("f32-1x1-axis0-exclusive", rand((1, 1)), 0, 1, 0),
+        ("f64-7x3-axis-1-reverse", rand((7, 3), F64), -1, 0, 1),
+        ("i64-position-ids-1x17", rand((1, 17), I64, 0, 1), 1, 0, 0),
+        ("i64-3x7-axis0-exclusive-reverse", rand((3, 7), I64, -50, 50), 0, 1, 1),
+        ("i32-13x17-axis1-exclusive", rand((13, 17), I32, -50, 50), 1, 1, 0),
+    ]
+    for id_, x, axis, exclusive, reverse in cumsum:
+        attrs = {k: v for k, v in (("exclusive", exclusive), ("reverse", reverse)) if v}
+        yield case(id_, "CumSum", [x, scalar(axis, I64)], attrs, const=[1], opset=14)
+    yield case("axis-i32-1d", "CumSum", [rand((3, 7)), ints(-1, dtype=I32)], const=[1], opset=14)
+
+
 def _softmax_layernorm_cases():
     softmax = [((13, 17), -1, F32), ((1, 4, 13, 13), 1, F32), ((1, 4, 13, 13), -1, F32),
                ((13, 17), 0, F32), ((5, 7), -1, F64)]
@@ -320,7 +339,7 @@ def _matmul_gemm_cases():
 
 
 def nn_cases():
-    for gen in (_reduce_cases, _softmax_layernorm_cases, _matmul_gemm_cases):
+    for gen in (_reduce_cases, _cumsum_cases, _softmax_layernorm_cases, _matmul_gemm_cases):
         yield from gen()
 
 

@@ -50,6 +50,10 @@ class _Ctx:
     def load(self, k: int, index) -> sympy.Expr:
         return self._loads(self.node.inputs[k], index)
 
+    def var(self, d: int) -> sympy.Symbol:
+        """The loop variable of iteration dimension ``d`` (beyond ``vars`` for a form's own space)."""
+        return IDX[d]
+
     def load_or_literal(self, k: int, index) -> sympy.Expr:
         v = self.inputs[k]
         return literal(v) if v.is_const and v.numel == 1 else self.load(k, index)
@@ -112,7 +116,7 @@ def _lower_reduction(g: Graph, node: Node) -> list:
     out = g.values[node.outputs[0]]
     loads = Loads()
     form = REDUCTION_OPS[node.op_type](_Ctx(g, node, out, loads))
-    shape = g.values[node.inputs[0]].shape
+    shape = form.space or g.values[node.inputs[0]].shape
     if not form.axes:  # noop_with_empty_axes: a copy
         return [Pointwise(out.name, out.shape, form.stages[0][2], loads.table, [node.name])]
     acc = out.dtype if node.op_type.startswith("Reduce") else g.values[node.inputs[0]].dtype

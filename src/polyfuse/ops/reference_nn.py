@@ -58,6 +58,24 @@ def _reduce(n: NodeArgs) -> np.ndarray:
     return np.asarray(out).astype(x.dtype)
 
 
+@register("CumSum")
+def _cumsum(n: NodeArgs) -> np.ndarray:
+    """Running sum along ``axis`` (input 1); ``exclusive`` leaves out the element itself,
+    ``reverse`` sums from the end."""
+    x = n.inputs[0]
+    axis = norm_axis(int(n.inputs[1].reshape(-1)[0]), x.ndim)
+    wide = x.astype(_accum_dtype(x))
+    if n.attr("reverse", 0):
+        wide = np.flip(wide, axis)
+    out = np.cumsum(wide, axis=axis)
+    if n.attr("exclusive", 0):  # shift by one along the axis, a zero first
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)), np.delete(out, -1, axis=axis)],
+                             axis=axis)
+    if n.attr("reverse", 0):
+        out = np.flip(out, axis)
+    return np.asarray(out).astype(x.dtype)
+
+
 # --- Softmax, LayerNormalization -------------------------------------------------------------
 
 @register("Softmax")

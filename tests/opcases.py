@@ -546,11 +546,22 @@ def _producer_cases():
         attrs = {} if value is None else {"value": value}
         yield case(id_, "ConstantOfShape", [np.array(target, I64)], attrs, const=[0])
     yield case("runtime-shape", "ConstantOfShape", [ints(2, 5)], {"value": np.array([0], I64)})
+    # Past FOLD_MAX_ELEMENTS (65536): computed by a kernel instead of stored as a weight.
+    big = [("f32-kernel-257x259", [257, 259], np.array([-2.25], F32)),
+           ("i64-kernel-3x7x3121", [3, 7, 3121], np.array([-7], I64)),
+           ("i32-kernel-65537", [65537], np.array([123456], I32)),
+           ("bool-kernel-17x4099", [17, 4099], np.array([True])),
+           ("f64-kernel-1x65539", [1, 65539], np.array([0.375], F64))]
+    for id_, target, value in big:
+        yield case(id_, "ConstantOfShape", [np.array(target, I64)], {"value": value}, const=[0])
 
     ranges = [("i64", 0, 10, 1, I64), ("i64-negative-delta", 10, 0, -3, I64),
               ("f32", 0.5, 3.2, 0.3, F32), ("f32-negative-delta", 1.0, -1.0, -0.25, F32),
               ("empty-wrong-direction", 5, 1, 2, I32), ("f64", 0.0, 1.0, 0.1, F64),
-              ("f32-long-drift", -3.0, 7.0, 0.01, F32)]  # ORT accumulates: float error grows
+              ("f32-long-drift", -3.0, 7.0, 0.01, F32),  # ORT accumulates: float error grows
+              # past FOLD_MAX_ELEMENTS: integer ranges become kernels, float ranges still fold
+              ("i64-kernel-70001", 0, 70001, 1, I64), ("i64-kernel-negative-delta", 100000, -100000, -3, I64),
+              ("i32-kernel-odd-delta", -7, 500000, 7, I32), ("f32-folded-70300", -3.0, 700.0, 0.01, F32)]
     for id_, start, limit, delta, dt in ranges:
         yield case(id_, "Range", [scalar(start, dt), scalar(limit, dt), scalar(delta, dt)])
 
@@ -561,7 +572,8 @@ def _producer_cases():
               ("value-bool-scalar", {"value": np.array(True)}),
               ("value_float", {"value_float": 0.125}), ("value_int", {"value_int": -4}),
               ("value_floats", {"value_floats": [1.0, -2.5, 3.0]}),
-              ("value_ints", {"value_ints": [0, 2, -1]})]
+              ("value_ints", {"value_ints": [0, 2, -1]}),
+              ("value-f32-past-fold-limit-300x301", {"value": rand((300, 301))})]  # folds at any size
     for id_, attrs in consts:
         yield case(id_, "Constant", [], attrs)
 

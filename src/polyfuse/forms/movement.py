@@ -6,10 +6,19 @@ map. ``ctx`` gives input values, constant inputs, attributes and the ``load`` fu
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
 from . import functions as F
 from ..errors import UnsupportedError
+
+
+def number(x) -> sympy.Expr:
+    """A numpy or Python scalar as a sympy number (NaN and infinities included; bools are 0/1)."""
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return sympy.Float(x) if np.isfinite(x) else (sympy.nan if np.isnan(x) else (sympy.oo if x > 0 else -sympy.oo))
+    return sympy.Integer(int(x))
 
 
 def broadcast_index(in_shape, out_vars, out_shape):
@@ -151,6 +160,17 @@ def _trilu(ctx, j):
     return F.Select(keep, ctx.load(0, ctx.out_vars), 0)
 
 
+def _constant_of_shape(ctx, j):
+    """Every element is the ``value`` attribute (float32 0 when absent)."""
+    value = ctx.attrs.get("value")
+    return sympy.Integer(0) if value is None else number(np.asarray(value).reshape(-1)[0])
+
+
+def _range(ctx, j):
+    """start + i * delta: exact for integers. A float Range always folds (see ops.categories)."""
+    return ctx.scalar(0) + ctx.scalar(2) * ctx.out_vars[0]
+
+
 MOVEMENT_OPS = {
     "Transpose": _transpose,
     "Expand": _expand,
@@ -162,4 +182,6 @@ MOVEMENT_OPS = {
     "GatherND": _gather_nd,
     "Pad": _pad,
     "Trilu": _trilu,
+    "ConstantOfShape": _constant_of_shape,
+    "Range": _range,
 }

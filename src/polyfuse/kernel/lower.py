@@ -12,7 +12,7 @@ import sympy
 
 from ..errors import UnsupportedError
 from ..forms.elementwise import element_form
-from ..forms.movement import MOVEMENT_OPS, broadcast_index
+from ..forms.movement import MOVEMENT_OPS, broadcast_index, number
 from ..forms.reduction import REDUCTION_OPS
 from ..ir import Graph, Node, Value
 from ..ops.categories import OpClass, op_class
@@ -28,10 +28,7 @@ class LoweredModel:
 
 def literal(v: Value) -> sympy.Expr:
     """A one-element constant as a sympy number."""
-    x = v.const.reshape(-1)[0]
-    if np.issubdtype(v.dtype, np.floating):
-        return sympy.Float(float(x)) if np.isfinite(x) else (sympy.nan if np.isnan(x) else (sympy.oo if x > 0 else -sympy.oo))
-    return sympy.Integer(int(x))
+    return number(v.const.reshape(-1)[0])
 
 
 class _Ctx:

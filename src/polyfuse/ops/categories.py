@@ -2,11 +2,14 @@
 
 The order matters to fusion (a later issue): ELEMENTWISE < MOVEMENT < REDUCTION < CONTRACTION,
 as in TVM's ElemWise < Injective < Reduce < OutEWiseFusable. VIEW ops move no data; SHAPE ops
-must be constant-folded before lowering.
+must be constant-folded before lowering. ConstantOfShape and Range fold when their result is
+small and are index-map kernels otherwise.
 """
 from __future__ import annotations
 
 import enum
+
+import numpy as np
 
 from ..forms.elementwise import FORMS as _ELEMENTWISE
 from ..forms.movement import MOVEMENT_OPS as _MOVEMENT
@@ -26,7 +29,7 @@ class OpClass(enum.IntEnum):
 
 _VIEW = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 _CONTRACTION = {"MatMul", "Gemm"}
-_SHAPE = {"Shape", "ConstantOfShape", "Range", "Constant"}
+_SHAPE = {"Shape", "Constant"}
 
 
 # First match wins: Identity also has an elementwise form, but is its own class.
@@ -40,6 +43,21 @@ def op_class(node: Node) -> OpClass:
         if node.op_type in ops:
             return cls
     raise KeyError(node.op_type)
+
+
+# Ops whose kernel computes only some output dtypes (numpy dtype kinds); the others always fold.
+# Range: onnxruntime adds delta to a running value in the element type, so a float range drifts
+# in a way only a sequential loop reproduces; an integer range is start + i * delta exactly.
+_KERNEL_DTYPE_KINDS = {"Range": "iu"}
+
+
+def has_kernel(node: Node, out_dtypes) -> bool:
+    """False when ``node``, with outputs of ``out_dtypes``, can only be evaluated at compile time:
+    its result must then fold, whatever its size."""
+    if op_class(node) is OpClass.SHAPE:
+        return False
+    kinds = _KERNEL_DTYPE_KINDS.get(node.op_type)
+    return kinds is None or all(np.dtype(d).kind in kinds for d in out_dtypes)
 
 
 _SHAPE_ONLY = {"Shape"}

@@ -338,8 +338,40 @@ def _matmul_gemm_cases():
     yield case("f64", "Gemm", [rand((3, 4), F64), rand((4, 5), F64), rand((5,), F64)])
 
 
+EINSUMS = [  # (equation, operand shapes, dtype, constant operands)
+    ("bhqd,bhkd->bhqk", [(2, 3, 7, 17), (2, 3, 13, 17)], F32, ()),  # attention scores
+    ("bhqk,bhkd->bhqd", [(2, 3, 7, 13), (2, 3, 13, 17)], F32, ()),  # attention context
+    ("bqhd,bkhd->bhqk", [(1, 7, 3, 17), (1, 13, 3, 17)], F32, ()),  # heads in the middle
+    ("bij,bjk->bik", [(3, 7, 17), (3, 17, 1)], F32, ()),
+    ("ij,jk->ik", [(7, 17), (17, 3)], F32, ()),
+    ("bid,jd->bij", [(3, 7, 17), (13, 17)], F32, (1,)),  # a constant weight, transposed
+    ("ij,jk", [(7, 3), (3, 13)], F32, ()),  # implicit output
+    ("...qd,...kd->...qk", [(3, 7, 17), (1, 13, 17)], F32, ()),  # ellipsis, broadcast
+    ("ij,kj->ik", [(7, 17), (3, 1)], F32, ()),  # a size-1 contracted dim broadcasts
+    ("ij,jk->k", [(7, 3), (3, 13)], F32, ()),  # i summed out of one operand first
+    ("ij,jk,kl->il", [(7, 3), (3, 17), (17, 1)], F32, ()),  # three operands, pairwise
+    ("ij,ij->ij", [(7, 17), (1, 17)], F32, ()),  # elementwise
+    ("i,j->ij", [(7,), (17,)], F32, ()),  # outer product
+    ("bij,bij->bi", [(3, 7, 17), (3, 7, 17)], F32, ()),  # a dot product per row
+    ("ijk->ki", [(3, 7, 17)], F32, ()),
+    ("ij->", [(7, 17)], F32, ()),
+    ("ba", [(7, 3)], F32, ()),  # implicit: a transpose
+    ("bhqd,bhkd->bhqk", [(1, 3, 7, 5), (1, 3, 13, 5)], F64, ()),
+    ("ij,jk->ik", [(7, 17), (17, 3)], I32, ()),
+    ("bij,bjk->bik", [(3, 7, 1), (3, 1, 13)], I64, ()),
+]
+
+
+def _einsum_cases():
+    for k, (equation, shapes, dt, const) in enumerate(EINSUMS):
+        name = equation.replace("->", "-to-").replace(",", "_").replace("...", "ell")
+        yield case(f"{dtype_id(dt)}-{name}-{shape_id(*shapes)}", "Einsum",
+                   [rand(s, dt, -3, 3) for s in shapes], {"equation": equation}, const=const,
+                   opset=(13, 17, 21)[k % 3])
+
+
 def nn_cases():
-    for gen in (_reduce_cases, _cumsum_cases, _softmax_layernorm_cases, _matmul_gemm_cases):
+    for gen in (_reduce_cases, _cumsum_cases, _softmax_layernorm_cases, _matmul_gemm_cases, _einsum_cases):
         yield from gen()
 
 

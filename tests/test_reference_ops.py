@@ -18,7 +18,7 @@ TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-12, 1
              np.dtype(np.float16): (1e-3, 1e-4)}
 # Ops accumulating in float32 inside ORT: absolute error grows with the reduction length and
 # the magnitude of the terms, so atol is relative to the largest |expected| value.
-ACCUMULATING = {"MatMul", "Gemm", "ReduceSum", "ReduceMean", "LayerNormalization", "Softmax"}
+ACCUMULATING = {"MatMul", "Gemm", "ReduceSum", "ReduceMean", "LayerNormalization", "Softmax", "Einsum"}
 
 
 def run_onnxruntime(case: opcases.OpCase) -> list[np.ndarray]:

@@ -212,6 +212,9 @@ def lower_graph(graph: Graph) -> LoweredModel:
         elif cls is OpClass.SHAPE:
             raise UnsupportedError(f"node {node.name!r} ({node.op_type}) depends on run-time values and could "
                                    "not be computed at compile time")
+        elif cls is OpClass.COMPOSITE:
+            raise UnsupportedError(f"node {node.name!r} ({node.op_type}) must be expanded into other ops before "
+                                   "lowering (passes.expand_einsum)")
         else:
             model.kernels.extend(_LOWER[cls](graph, node))
     return model

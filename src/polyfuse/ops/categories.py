@@ -25,17 +25,19 @@ class OpClass(enum.IntEnum):
     REDUCTION = 4
     CONTRACTION = 5
     SHAPE = 6  # produces data known at compile time: must fold away
+    COMPOSITE = 7  # rewritten into other ops by a pass before lowering (passes/expand_einsum.py)
 
 
 _VIEW = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 _CONTRACTION = {"MatMul", "Gemm"}
 _SHAPE = {"Shape", "Constant"}
+_COMPOSITE = {"Einsum"}
 
 
 # First match wins: Identity also has an elementwise form, but is its own class.
 _CLASSES = ((OpClass.IDENTITY, {"Identity"}), (OpClass.VIEW, _VIEW), (OpClass.ELEMENTWISE, _ELEMENTWISE),
             (OpClass.MOVEMENT, _MOVEMENT), (OpClass.REDUCTION, _REDUCTION), (OpClass.CONTRACTION, _CONTRACTION),
-            (OpClass.SHAPE, _SHAPE))
+            (OpClass.SHAPE, _SHAPE), (OpClass.COMPOSITE, _COMPOSITE))
 
 
 def op_class(node: Node) -> OpClass:

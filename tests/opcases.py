@@ -98,7 +98,7 @@ def _binary_cases():
 
 def _mod_cases():
     """fmod=0 (integers only: the divisor's sign) and fmod=1 (the dividend's sign), every sign
-    combination; divisors are never 0 (onnxruntime traps on an integer remainder by 0)."""
+    combination; divisors are never 0 (onnxruntime fails the run on an integer remainder by 0)."""
     for dt in (I64, I32):
         for fmod in (0, 1):
             yield case(f"{dtype_id(dt)}-fmod{fmod}-13x17-17", "Mod",

@@ -16,6 +16,7 @@ import polyfuse
 from polyfuse import pipeline
 from polyfuse.errors import PolyfuseError, UnsupportedError
 from polyfuse.kernel.ir import Attention, Contraction
+from polyfuse.ops import reference
 
 I64, F32 = np.int64, np.float32
 rng = np.random.default_rng(7)
@@ -125,3 +126,18 @@ def test_einsum_diagonal_is_refused():
               [("y", F32, None)])
     with pytest.raises(UnsupportedError, match=r"diag.*diagonal"):
         polyfuse.compile(m)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_integer_mod_by_zero_and_min_by_minus_one_give_zero(dtype):
+    """onnxruntime fails such a run; polyfuse's kernels must not trap either, and agree with the
+    numpy reference (which gives 0) on every element, for both fmod modes."""
+    lo = np.iinfo(dtype).min
+    x = np.array([5, -3, lo, lo, 7, -7], dtype)
+    y = np.array([0, 0, -1, 0, -1, 3], dtype)
+    nodes = [helper.make_node("Mod", ["x", "y"], ["floor"]), helper.make_node("Mod", ["x", "y"], ["trunc"], fmod=1)]
+    m = model(nodes, [("x", dtype, [6]), ("y", dtype, [6])], [("floor", dtype, None), ("trunc", dtype, None)])
+    got = polyfuse.compile(m, threads=1).run(None, {"x": x, "y": y})
+    for fmod, g in enumerate(got):
+        want = reference.evaluate("Mod", [x, y], {"fmod": fmod}, opset=17)[0]
+        np.testing.assert_array_equal(g, want, err_msg=f"fmod={fmod}")

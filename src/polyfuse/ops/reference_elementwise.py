@@ -48,7 +48,8 @@ def _binary_arith(n: NodeArgs) -> np.ndarray:
 @register("Mod")
 def _mod(n: NodeArgs) -> np.ndarray:
     """fmod=0: the remainder takes the divisor's sign (integers only); fmod=1: the dividend's
-    sign (C's ``%``, ``std::fmod``). An integer remainder by 0 is 0 here (onnxruntime traps)."""
+    sign (C's ``%``, ``std::fmod``). An integer remainder by 0 is 0 here (onnxruntime fails the run:
+    "Integer modulo by zero")."""
     a, b = n.inputs[0], n.inputs[1]
     if a.dtype != b.dtype:
         raise ValueError(f"Mod: input dtypes differ ({a.dtype} vs {b.dtype})")

@@ -35,17 +35,21 @@ def _check(m, feeds, rtol=1e-5, atol=1e-5):
 
 
 def test_position_ids_from_cumsum_of_the_mask():
-    """RoBERTa's create_position_ids_from_input_ids: cumsum(mask) * mask + padding_idx, then Gather."""
-    nodes = [helper.make_node("CumSum", ["mask", "axis"], ["c"]),
+    """RoBERTa's create_position_ids_from_input_ids: mask = int(ids != pad);
+    cumsum(mask) * mask + pad, then the position embedding Gather."""
+    nodes = [helper.make_node("Equal", ["ids", "pad"], ["is_pad"]),
+             helper.make_node("Not", ["is_pad"], ["not_pad"]),
+             helper.make_node("Cast", ["not_pad"], ["mask"], to=7),
+             helper.make_node("CumSum", ["mask", "axis"], ["c"]),
              helper.make_node("Mul", ["c", "mask"], ["p"]),
              helper.make_node("Add", ["p", "pad"], ["pos"]),
              helper.make_node("Gather", ["emb", "pos"], ["e"])]
-    m = model(nodes, [("mask", I64, [2, 17])], [("pos", I64, None), ("e", F32, None)],
+    m = model(nodes, [("ids", I64, [2, 17])], [("pos", I64, None), ("e", F32, None)],
               [("axis", np.array(1)), ("pad", np.array(1)), ("emb", rng.standard_normal((19, 16)).astype(F32))])
-    mask = np.ones((2, 17), I64)
-    mask[0, 11:] = 0
-    mask[1, [0, 5, 6]] = 0
-    _check(m, {"mask": mask})
+    ids = rng.integers(2, 50, (2, 17))
+    ids[0, 11:] = 1
+    ids[1, [0, 5, 6]] = 1
+    _check(m, {"ids": ids})
 
 
 def test_causal_attention_written_with_einsum_trilu_constantofshape():

@@ -117,6 +117,14 @@ def _mod_cases():
     yield case("f32-fmod1-special-values", "Mod", [x, y], {"fmod": 1})
     yield case("f32-fmod1-scalar-const-1x4x13x13", "Mod", [rand((1, 4, 13, 13), F32, -9, 9), scalar(2.5)],
                {"fmod": 1}, const=[1])
+    # opset 28 defines fmod=0 on floats as Python's float % (polyfuse tests opsets up to 21 and
+    # accepts newer ones with a note; onnxruntime 1.32 runs opset 28)
+    x = np.array([-7.5, 7.5, -0.0, 0.0, np.inf, 3.0, -3.0, np.nan, -1e-30, 5.0, 5.0, 4.0], F32)
+    y = np.array([2.0, -2.0, 3.0, -3.0, 2.0, np.inf, np.inf, 2.0, 3.0, 0.0, -np.inf, -2.0], F32)
+    yield case("f32-fmod0-special-values-opset28", "Mod", [x, y], opset=28)
+    for dt in (F32, F64):
+        yield case(f"{dtype_id(dt)}-fmod0-13x17-17-opset28", "Mod",
+                   [rand((13, 17), dt, -20, 20), nonzero((17,), dt, 0.5, 7)], opset=28)
 
 
 def _max_min_cases():

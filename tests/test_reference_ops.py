@@ -60,6 +60,20 @@ def test_every_supported_op_has_a_case():
     assert covered - SUPPORTED_OPS == set()
 
 
+def test_every_supported_op_has_an_op_class():
+    """Folding and lowering ask every node's class (ops/categories.py); none may be missing."""
+    from polyfuse.ir import Node
+    from polyfuse.ops.categories import op_class
+
+    missing = []
+    for op in sorted(SUPPORTED_OPS):
+        try:
+            op_class(Node(op, [], []))
+        except KeyError:
+            missing.append(op)
+    assert missing == []
+
+
 def test_case_ids_are_unique():
     ids = [c.id for c in opcases.CASES]
     assert len(ids) == len(set(ids))

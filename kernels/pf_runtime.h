@@ -102,6 +102,35 @@ static inline std::common_type_t<A, B> pf_idiv(A a, B b) {
   return (T)b == 0 ? T(0) : T((T)a / (T)b);
 }
 
+// ONNX Mod with fmod=1: the remainder has the dividend's sign (C's % on integers, fmod on
+// floats, exact in any precision: _Float16 goes through float). An integer remainder by 0 gives
+// 0 and INT_MIN % -1 gives 0, instead of trapping.
+template <class A, class B>
+static inline std::common_type_t<A, B> pf_trunc_mod(A a, B b) {
+  using T = std::common_type_t<A, B>;
+  if constexpr (std::is_integral_v<T>) {
+    return ((T)b == 0 || (std::is_signed_v<T> && (T)b == T(-1))) ? T(0) : T((T)a % (T)b);
+  } else {
+    using W = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    return T(std::fmod((W)a, (W)b));
+  }
+}
+
+// ONNX Mod with fmod=0: the remainder has the divisor's sign, as Python's % (floats from opset
+// 28: a zero remainder takes the divisor's sign, x % +-inf is x or the divisor).
+template <class A, class B>
+static inline std::common_type_t<A, B> pf_floor_mod(A a, B b) {
+  using T = std::common_type_t<A, B>;
+  if constexpr (std::is_integral_v<T>) {
+    const T r = pf_trunc_mod((T)a, (T)b);
+    return (r != 0 && ((r < 0) != ((T)b < 0))) ? T(r + (T)b) : r;
+  } else {
+    using W = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const W r = std::fmod((W)a, (W)b), d = (W)b;
+    return T(r == 0 ? std::copysign(W(0), d) : ((r < 0) != (d < 0) ? r + d : r));
+  }
+}
+
 // Gather-style index: negative counts from the end; clamped into [0, n) so that a bad index
 // can never read outside the tensor.
 static inline int64_t pf_wrap_index(int64_t i, int64_t n) {

@@ -96,6 +96,37 @@ def _binary_cases():
     yield case("i64-scalar-divisor", "Div", [rand((13,), I64, -20, 20), scalar(-3, I64)], const=[1])
 
 
+def _mod_cases():
+    """fmod=0 (integers only: the divisor's sign) and fmod=1 (the dividend's sign), every sign
+    combination; divisors are never 0 (onnxruntime fails the run on an integer remainder by 0)."""
+    for dt in (I64, I32):
+        for fmod in (0, 1):
+            yield case(f"{dtype_id(dt)}-fmod{fmod}-13x17-17", "Mod",
+                       [rand((13, 17), dt, -50, 50), nonzero((17,), dt, 1, 7)], {"fmod": fmod})
+        yield case(f"{dtype_id(dt)}-fmod0-1x17-13x1", "Mod",
+                   [rand((1, 17), dt, -20, 20), nonzero((13, 1), dt, 1, 9)])
+    yield case("i64-fmod0-scalar-const-negative", "Mod", [rand((7, 3), I64, -20, 20), scalar(-3, I64)],
+               const=[1])
+    yield case("i32-fmod1-scalar-const", "Mod", [rand((17,), I32, -20, 20), scalar(4, I32)],
+               {"fmod": 1}, const=[1])
+    for dt in (F32, F64):
+        yield case(f"{dtype_id(dt)}-fmod1-13x17-17", "Mod",
+                   [rand((13, 17), dt, -20, 20), nonzero((17,), dt, 0.5, 7)], {"fmod": 1})
+    x = np.array([-7.5, 7.5, -0.0, np.inf, 3.0, -3.0, np.nan, 1e30, -5.25], F32)
+    y = np.array([2.0, -2.0, 3.0, 2.0, np.inf, -np.inf, 2.0, 7.0, 0.0], F32)
+    yield case("f32-fmod1-special-values", "Mod", [x, y], {"fmod": 1})
+    yield case("f32-fmod1-scalar-const-1x4x13x13", "Mod", [rand((1, 4, 13, 13), F32, -9, 9), scalar(2.5)],
+               {"fmod": 1}, const=[1])
+    # opset 28 defines fmod=0 on floats as Python's float % (polyfuse tests opsets up to 21 and
+    # accepts newer ones with a note; onnxruntime 1.32 runs opset 28)
+    x = np.array([-7.5, 7.5, -0.0, 0.0, np.inf, 3.0, -3.0, np.nan, -1e-30, 5.0, 5.0, 4.0], F32)
+    y = np.array([2.0, -2.0, 3.0, -3.0, 2.0, np.inf, np.inf, 2.0, 3.0, 0.0, -np.inf, -2.0], F32)
+    yield case("f32-fmod0-special-values-opset28", "Mod", [x, y], opset=28)
+    for dt in (F32, F64):
+        yield case(f"{dtype_id(dt)}-fmod0-13x17-17-opset28", "Mod",
+                   [rand((13, 17), dt, -20, 20), nonzero((17,), dt, 0.5, 7)], opset=28)
+
+
 def _max_min_cases():
     for op in ("Max", "Min"):
         yield case("f32-13x17-17", op, [rand((13, 17)), rand((17,))])
@@ -203,7 +234,7 @@ def _cast_cases():
 
 
 def elementwise_cases():
-    for gen in (_binary_cases, _max_min_cases, _pow_cases, _unary_cases, _clip_where_cases,
+    for gen in (_binary_cases, _mod_cases, _max_min_cases, _pow_cases, _unary_cases, _clip_where_cases,
                 _compare_logic_cases, _cast_cases):
         yield from gen()
 
@@ -241,6 +272,25 @@ def _reduce_cases():
                 yield _reduce_case(op, opset, rand(shape), axes, keepdims, noop, shape_id(shape))
         yield _reduce_case(op, 18, rand((13, 17), I64, -50, 50), [1], 0, 0, "i64")
         yield _reduce_case(op, 18, rand((5, 7), F64), [0], 1, 0, "f64")
+
+
+def _cumsum_cases():
+    cumsum = [  # (id, x, axis, exclusive, reverse)
+        ("f32-17-axis0", rand((17,)), 0, 0, 0),
+        ("f32-3x7-axis1-exclusive", rand((3, 7)), 1, 1, 0),
+        ("f32-3x7-axis0-reverse", rand((3, 7)), 0, 0, 1),
+        ("f32-2x13x17-axis-2-exclusive-reverse", rand((2, 13, 17)), -2, 1, 1),
+        ("f32-1x1-axis-1", rand((1, 1)), -1, 0, 0),
+        ("f32-1x1-axis0-exclusive", rand((1, 1)), 0, 1, 0),
+        ("f64-7x3-axis-1-reverse", rand((7, 3), F64), -1, 0, 1),
+        ("i64-position-ids-1x17", rand((1, 17), I64, 0, 1), 1, 0, 0),
+        ("i64-3x7-axis0-exclusive-reverse", rand((3, 7), I64, -50, 50), 0, 1, 1),
+        ("i32-13x17-axis1-exclusive", rand((13, 17), I32, -50, 50), 1, 1, 0),
+    ]
+    for id_, x, axis, exclusive, reverse in cumsum:
+        attrs = {k: v for k, v in (("exclusive", exclusive), ("reverse", reverse)) if v}
+        yield case(id_, "CumSum", [x, scalar(axis, I64)], attrs, const=[1], opset=14)
+    yield case("axis-i32-1d", "CumSum", [rand((3, 7)), ints(-1, dtype=I32)], const=[1], opset=14)
 
 
 def _softmax_layernorm_cases():
@@ -296,8 +346,40 @@ def _matmul_gemm_cases():
     yield case("f64", "Gemm", [rand((3, 4), F64), rand((4, 5), F64), rand((5,), F64)])
 
 
+EINSUMS = [  # (equation, operand shapes, dtype, constant operands)
+    ("bhqd,bhkd->bhqk", [(2, 3, 7, 17), (2, 3, 13, 17)], F32, ()),  # attention scores
+    ("bhqk,bhkd->bhqd", [(2, 3, 7, 13), (2, 3, 13, 17)], F32, ()),  # attention context
+    ("bqhd,bkhd->bhqk", [(1, 7, 3, 17), (1, 13, 3, 17)], F32, ()),  # heads in the middle
+    ("bij,bjk->bik", [(3, 7, 17), (3, 17, 1)], F32, ()),
+    ("ij,jk->ik", [(7, 17), (17, 3)], F32, ()),
+    ("bid,jd->bij", [(3, 7, 17), (13, 17)], F32, (1,)),  # a constant weight, transposed
+    ("ij,jk", [(7, 3), (3, 13)], F32, ()),  # implicit output
+    ("...qd,...kd->...qk", [(3, 7, 17), (1, 13, 17)], F32, ()),  # ellipsis, broadcast
+    ("ij,kj->ik", [(7, 17), (3, 1)], F32, ()),  # a size-1 contracted dim broadcasts
+    ("ij,jk->k", [(7, 3), (3, 13)], F32, ()),  # i summed out of one operand first
+    ("ij,jk,kl->il", [(7, 3), (3, 17), (17, 1)], F32, ()),  # three operands, pairwise
+    ("ij,ij->ij", [(7, 17), (1, 17)], F32, ()),  # elementwise
+    ("i,j->ij", [(7,), (17,)], F32, ()),  # outer product
+    ("bij,bij->bi", [(3, 7, 17), (3, 7, 17)], F32, ()),  # a dot product per row
+    ("ijk->ki", [(3, 7, 17)], F32, ()),
+    ("ij->", [(7, 17)], F32, ()),
+    ("ba", [(7, 3)], F32, ()),  # implicit: a transpose
+    ("bhqd,bhkd->bhqk", [(1, 3, 7, 5), (1, 3, 13, 5)], F64, ()),
+    ("ij,jk->ik", [(7, 17), (17, 3)], I32, ()),
+    ("bij,bjk->bik", [(3, 7, 1), (3, 1, 13)], I64, ()),
+]
+
+
+def _einsum_cases():
+    for k, (equation, shapes, dt, const) in enumerate(EINSUMS):
+        name = equation.replace("->", "-to-").replace(",", "_").replace("...", "ell")
+        yield case(f"{dtype_id(dt)}-{name}-{shape_id(*shapes)}", "Einsum",
+                   [rand(s, dt, -3, 3) for s in shapes], {"equation": equation}, const=const,
+                   opset=(13, 17, 21)[k % 3])
+
+
 def nn_cases():
-    for gen in (_reduce_cases, _softmax_layernorm_cases, _matmul_gemm_cases):
+    for gen in (_reduce_cases, _cumsum_cases, _softmax_layernorm_cases, _matmul_gemm_cases, _einsum_cases):
         yield from gen()
 
 
@@ -428,6 +510,30 @@ def _pad_cases():
                const=[1, 2])
 
 
+def _trilu_cases():
+    trilu = [  # (id, x, k or None, upper, const k)
+        ("3x7-default", rand((3, 7)), None, None, True),
+        ("7x3-lower", rand((7, 3)), None, 0, True),
+        ("1x1-upper-k1", rand((1, 1)), 1, 1, True),
+        ("2x13x17-k-1", rand((2, 13, 17)), -1, 1, True),
+        ("2x13x17-lower-k5", rand((2, 13, 17)), 5, 0, True),
+        ("17x17-lower-k-5", rand((17, 17)), -5, 0, True),
+        ("3x7-k-past-cols", rand((3, 7)), 100, 1, True),
+        ("3x7-lower-k-past-rows", rand((3, 7)), -100, 0, True),
+        ("3x7-k-int64-min", rand((3, 7)), INT64_MIN, 1, True),
+        ("causal-1x1x17x17", rand((1, 1, 17, 17)), 1, 1, True),
+        ("runtime-k", rand((7, 17)), 2, 0, False),
+        ("f64-7x3", rand((7, 3), F64), -1, 1, True),
+        ("i64-13x17", rand((13, 17), I64, -9, 9), 3, 0, True),
+        ("i32-3x7", rand((3, 7), I32, -9, 9), 0, 1, True),
+        ("bool-4x3x5", rand((4, 3, 5), BOOL), -1, 0, True),
+    ]
+    for id_, x, k, upper, const in trilu:
+        attrs = {} if upper is None else {"upper": upper}
+        inputs = [x] + ([] if k is None else [scalar(k, I64)])
+        yield case(id_, "Trilu", inputs, attrs, const=[1] if const else [], opset=14)
+
+
 def _gather_cases():
     yield case("axis0-negative", "Gather", [rand((10, 5)), ints(0, 3, -1, -10)], const=[1])
     yield case("axis1-2d-indices", "Gather", [rand((10, 5)), ints([0, 1], [-2, 4])],
@@ -480,11 +586,22 @@ def _producer_cases():
         attrs = {} if value is None else {"value": value}
         yield case(id_, "ConstantOfShape", [np.array(target, I64)], attrs, const=[0])
     yield case("runtime-shape", "ConstantOfShape", [ints(2, 5)], {"value": np.array([0], I64)})
+    # Past FOLD_MAX_ELEMENTS (65536): computed by a kernel instead of stored as a weight.
+    big = [("f32-kernel-257x259", [257, 259], np.array([-2.25], F32)),
+           ("i64-kernel-3x7x3121", [3, 7, 3121], np.array([-7], I64)),
+           ("i32-kernel-65537", [65537], np.array([123456], I32)),
+           ("bool-kernel-17x4099", [17, 4099], np.array([True])),
+           ("f64-kernel-1x65539", [1, 65539], np.array([0.375], F64))]
+    for id_, target, value in big:
+        yield case(id_, "ConstantOfShape", [np.array(target, I64)], {"value": value}, const=[0])
 
     ranges = [("i64", 0, 10, 1, I64), ("i64-negative-delta", 10, 0, -3, I64),
               ("f32", 0.5, 3.2, 0.3, F32), ("f32-negative-delta", 1.0, -1.0, -0.25, F32),
               ("empty-wrong-direction", 5, 1, 2, I32), ("f64", 0.0, 1.0, 0.1, F64),
-              ("f32-long-drift", -3.0, 7.0, 0.01, F32)]  # ORT accumulates: float error grows
+              ("f32-long-drift", -3.0, 7.0, 0.01, F32),  # ORT accumulates: float error grows
+              # past FOLD_MAX_ELEMENTS: integer ranges become kernels, float ranges still fold
+              ("i64-kernel-70001", 0, 70001, 1, I64), ("i64-kernel-negative-delta", 100000, -100000, -3, I64),
+              ("i32-kernel-odd-delta", -7, 500000, 7, I32), ("f32-folded-70300", -3.0, 700.0, 0.01, F32)]
     for id_, start, limit, delta, dt in ranges:
         yield case(id_, "Range", [scalar(start, dt), scalar(limit, dt), scalar(delta, dt)])
 
@@ -495,13 +612,14 @@ def _producer_cases():
               ("value-bool-scalar", {"value": np.array(True)}),
               ("value_float", {"value_float": 0.125}), ("value_int", {"value_int": -4}),
               ("value_floats", {"value_floats": [1.0, -2.5, 3.0]}),
-              ("value_ints", {"value_ints": [0, 2, -1]})]
+              ("value_ints", {"value_ints": [0, 2, -1]}),
+              ("value-f32-past-fold-limit-300x301", {"value": rand((300, 301))})]  # folds at any size
     for id_, attrs in consts:
         yield case(id_, "Constant", [], attrs)
 
 
 def movement_cases():
-    for gen in (_layout_cases, _slice_split_cases, _pad_cases, _gather_cases, _producer_cases):
+    for gen in (_layout_cases, _slice_split_cases, _pad_cases, _trilu_cases, _gather_cases, _producer_cases):
         yield from gen()
 
 

@@ -18,7 +18,7 @@ TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-12, 1
              np.dtype(np.float16): (1e-3, 1e-4)}
 # Ops accumulating in float32 inside ORT: absolute error grows with the reduction length and
 # the magnitude of the terms, so atol is relative to the largest |expected| value.
-ACCUMULATING = {"MatMul", "Gemm", "ReduceSum", "ReduceMean", "LayerNormalization", "Softmax"}
+ACCUMULATING = {"MatMul", "Gemm", "ReduceSum", "ReduceMean", "LayerNormalization", "Softmax", "Einsum"}
 
 
 def run_onnxruntime(case: opcases.OpCase) -> list[np.ndarray]:
@@ -58,6 +58,20 @@ def test_every_supported_op_has_a_case():
     covered = {c.op_type for c in opcases.CASES}
     assert SUPPORTED_OPS - covered == set()
     assert covered - SUPPORTED_OPS == set()
+
+
+def test_every_supported_op_has_an_op_class():
+    """Folding and lowering ask every node's class (ops/categories.py); none may be missing."""
+    from polyfuse.ir import Node
+    from polyfuse.ops.categories import op_class
+
+    missing = []
+    for op in sorted(SUPPORTED_OPS):
+        try:
+            op_class(Node(op, [], []))
+        except KeyError:
+            missing.append(op)
+    assert missing == []
 
 
 def test_case_ids_are_unique():

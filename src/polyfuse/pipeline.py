@@ -1,6 +1,6 @@
 """The compiler pipeline, in order. Each stage can be run, dumped and tested alone.
 
-    ONNX --import--> Graph --bind_shapes--> --fold_constants--> --remove_identity-->
+    ONNX --import--> Graph --bind_shapes--> --fold_constants--> --expand_einsum--> --remove_identity-->
     --remove_nan_guards--> --eliminate_dead_code--> [--fuse_parallel_matmuls-->] --lower--> kernels
     [--fuse-->] fewer kernels
     --plan_memory--> --generate--> C++ --build--> library
@@ -20,8 +20,8 @@ from .fusion.plan import FusionReport, fuse
 from .frontend import import_onnx
 from .ir import Graph
 from .kernel import LoweredModel, lower_graph
-from .passes import (bind_shapes, eliminate_dead_code, fold_constants, fuse_parallel_matmuls, remove_identity,
-                     remove_nan_guards)
+from .passes import (bind_shapes, eliminate_dead_code, expand_einsum, fold_constants, fuse_parallel_matmuls,
+                     remove_identity, remove_nan_guards)
 
 log = logging.getLogger("polyfuse")
 TARGETS = ("host",)
@@ -76,6 +76,8 @@ def frontend(model, shapes=None) -> Compilation:
         log.warning("note: %s", note)
     with _Stage(comp, "fold_constants", "folding constants and inferring shapes"):
         fold_constants(graph)
+    with _Stage(comp, "expand_einsum"):
+        expand_einsum(graph)
     with _Stage(comp, "remove_identity"):
         remove_identity(graph)
     with _Stage(comp, "remove_nan_guards"):

@@ -22,7 +22,7 @@ _UNARY = {sympy.exp: "pf_exp", sympy.log: "std::log", sympy.tanh: "pf_tanh", sym
           sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "std::isnan",
           F.IsFinite: "std::isfinite"}
 _CALLS = {F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
-          F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod"}
+          F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod", F.TruncMod: "pf_trunc_mod", F.FloorMod: "pf_floor_mod"}
 _INFIX = {F.Less: "<", F.Greater: ">", F.LessEq: "<=", F.GreaterEq: ">=", F.Equal: "==",
           F.LogicalAnd: "&&", F.LogicalOr: "||"}
 

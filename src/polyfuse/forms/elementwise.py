@@ -61,6 +61,7 @@ FORMS = {
     "Mul": lambda a, at, dt: a[0] * a[1],
     "Div": lambda a, at, dt: _div(a, at, dt),
     "Pow": lambda a, at, dt: _pow(a, at, dt),
+    "Mod": lambda a, at, dt: (F.TruncMod if int(at.get("fmod", 0)) else F.FloorMod)(a[0], a[1]),
     "Sqrt": lambda a, at, dt: sqrt(a[0]),
     "Erf": lambda a, at, dt: erf(a[0]),
     "Tanh": lambda a, at, dt: tanh(a[0]),

@@ -34,6 +34,8 @@ IsNaN = _named("IsNaN", 1)
 IsFinite = _named("IsFinite", 1)
 Select = _named("Select", 3)  # Select(cond, a, b) = cond ? a : b
 IntDiv = _named("IntDiv", 2)  # C-style truncating integer division
+TruncMod = _named("TruncMod", 2)  # remainder with the dividend's sign (C's %, std::fmod)
+FloorMod = _named("FloorMod", 2)  # remainder with the divisor's sign (Python's %)
 Sigmoid = _named("Sigmoid", 1)
 WrapIndex = _named("WrapIndex", 2)  # WrapIndex(i, n): i<0 ? i+n : i, clamped into [0, n)
 FMax = _named("FMax", 2)  # max with C++ std::max semantics on the operands' common type
@@ -51,4 +53,4 @@ def cast(x, dtype) -> sympy.Expr:
 
 
 ALL = (Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
-       IntDiv, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast)
+       IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast)

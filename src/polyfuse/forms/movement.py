@@ -6,10 +6,19 @@ map. ``ctx`` gives input values, constant inputs, attributes and the ``load`` fu
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
 from . import functions as F
 from ..errors import UnsupportedError
+
+
+def number(x) -> sympy.Expr:
+    """A numpy or Python scalar as a sympy number (NaN and infinities included; bools are 0/1)."""
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return sympy.Float(x) if np.isfinite(x) else (sympy.nan if np.isnan(x) else (sympy.oo if x > 0 else -sympy.oo))
+    return sympy.Integer(int(x))
 
 
 def broadcast_index(in_shape, out_vars, out_shape):
@@ -140,6 +149,28 @@ def _pad(ctx, j):
     return ctx.load(0, [fn(s, x.shape[d]) for d, s in enumerate(src)])
 
 
+def _trilu(ctx, j):
+    """x where column - row >= k (upper) or <= k (lower), else 0; k may be a run-time scalar."""
+    rows, cols = ctx.out_shape[-2:]
+    row, col = ctx.out_vars[-2:]
+    k = ctx.scalar(1, default=0)
+    if k.is_Integer:  # a constant: clamp it so that its literal stays small
+        k = sympy.Integer(min(max(int(k), -rows), cols))
+    keep = F.GreaterEq(col - row, k) if int(ctx.attrs.get("upper", 1)) else F.LessEq(col - row, k)
+    return F.Select(keep, ctx.load(0, ctx.out_vars), 0)
+
+
+def _constant_of_shape(ctx, j):
+    """Every element is the ``value`` attribute (float32 0 when absent)."""
+    value = ctx.attrs.get("value")
+    return sympy.Integer(0) if value is None else number(np.asarray(value).reshape(-1)[0])
+
+
+def _range(ctx, j):
+    """start + i * delta: exact for integers. A float Range always folds (see ops.categories)."""
+    return ctx.scalar(0) + ctx.scalar(2) * ctx.out_vars[0]
+
+
 MOVEMENT_OPS = {
     "Transpose": _transpose,
     "Expand": _expand,
@@ -150,4 +181,7 @@ MOVEMENT_OPS = {
     "GatherElements": _gather_elements,
     "GatherND": _gather_nd,
     "Pad": _pad,
+    "Trilu": _trilu,
+    "ConstantOfShape": _constant_of_shape,
+    "Range": _range,
 }

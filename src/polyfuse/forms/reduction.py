@@ -25,6 +25,7 @@ class ReductionForm:
     keep_shape: bool
     keepdims: bool = True
     row_outputs: tuple = ()  # bodies of further outputs with one value per row (LayerNorm's Mean, InvStdDev)
+    space: tuple | None = None  # the iteration space, when it is not the first input's shape
 
 
 def _reduce_axes(ctx):
@@ -76,10 +77,29 @@ def _layer_norm(ctx):
                          row_outputs=(mean, 1 / sqrt(A1 + eps)))
 
 
+def _cumsum(ctx):
+    """out[.., i, ..] = sum over k of x[.., k, ..] where k <= i: a reduction over a second copy
+    of the scanned axis (k < i when exclusive; k >= i, k > i when reversed). It costs the axis
+    length squared per row instead of a scan's one pass, and needs no kernel kind of its own."""
+    shape = ctx.inputs[0].shape
+    r = len(shape)
+    a = _axis(ctx.const(1, "axis")[0], r)
+    k, i = ctx.var(r), ctx.vars[a]
+    if int(ctx.attrs.get("reverse", 0)):
+        cond = (F.Greater if int(ctx.attrs.get("exclusive", 0)) else F.GreaterEq)(k, i)
+    else:
+        cond = (F.Less if int(ctx.attrs.get("exclusive", 0)) else F.LessEq)(k, i)
+    idx = list(ctx.vars)
+    idx[a] = k
+    term = F.Select(cond, ctx.load(0, idx), sympy.Integer(0))
+    return ReductionForm((r,), [(A0, "sum", term)], A0, False, False, space=tuple(shape) + (shape[a],))
+
+
 REDUCTION_OPS = {
     "ReduceSum": _reduce("sum"),
     "ReduceMean": _reduce("mean"),
     "ReduceMax": _reduce("max"),
     "Softmax": _softmax,
     "LayerNormalization": _layer_norm,
+    "CumSum": _cumsum,
 }

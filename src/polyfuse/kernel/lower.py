@@ -12,7 +12,7 @@ import sympy
 
 from ..errors import UnsupportedError
 from ..forms.elementwise import element_form
-from ..forms.movement import MOVEMENT_OPS, broadcast_index
+from ..forms.movement import MOVEMENT_OPS, broadcast_index, number
 from ..forms.reduction import REDUCTION_OPS
 from ..ir import Graph, Node, Value
 from ..ops.categories import OpClass, op_class
@@ -28,10 +28,7 @@ class LoweredModel:
 
 def literal(v: Value) -> sympy.Expr:
     """A one-element constant as a sympy number."""
-    x = v.const.reshape(-1)[0]
-    if np.issubdtype(v.dtype, np.floating):
-        return sympy.Float(float(x)) if np.isfinite(x) else (sympy.nan if np.isnan(x) else (sympy.oo if x > 0 else -sympy.oo))
-    return sympy.Integer(int(x))
+    return number(v.const.reshape(-1)[0])
 
 
 class _Ctx:
@@ -49,6 +46,10 @@ class _Ctx:
 
     def load(self, k: int, index) -> sympy.Expr:
         return self._loads(self.node.inputs[k], index)
+
+    def var(self, d: int) -> sympy.Symbol:
+        """The loop variable of iteration dimension ``d`` (beyond ``vars`` for a form's own space)."""
+        return IDX[d]
 
     def load_or_literal(self, k: int, index) -> sympy.Expr:
         v = self.inputs[k]
@@ -112,7 +113,7 @@ def _lower_reduction(g: Graph, node: Node) -> list:
     out = g.values[node.outputs[0]]
     loads = Loads()
     form = REDUCTION_OPS[node.op_type](_Ctx(g, node, out, loads))
-    shape = g.values[node.inputs[0]].shape
+    shape = form.space or g.values[node.inputs[0]].shape
     if not form.axes:  # noop_with_empty_axes: a copy
         return [Pointwise(out.name, out.shape, form.stages[0][2], loads.table, [node.name])]
     acc = out.dtype if node.op_type.startswith("Reduce") else g.values[node.inputs[0]].dtype
@@ -211,6 +212,9 @@ def lower_graph(graph: Graph) -> LoweredModel:
         elif cls is OpClass.SHAPE:
             raise UnsupportedError(f"node {node.name!r} ({node.op_type}) depends on run-time values and could "
                                    "not be computed at compile time")
+        elif cls is OpClass.COMPOSITE:
+            raise UnsupportedError(f"node {node.name!r} ({node.op_type}) must be expanded into other ops before "
+                                   "lowering (passes.expand_einsum)")
         else:
             model.kernels.extend(_LOWER[cls](graph, node))
     return model

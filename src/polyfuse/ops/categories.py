@@ -2,11 +2,14 @@
 
 The order matters to fusion (a later issue): ELEMENTWISE < MOVEMENT < REDUCTION < CONTRACTION,
 as in TVM's ElemWise < Injective < Reduce < OutEWiseFusable. VIEW ops move no data; SHAPE ops
-must be constant-folded before lowering.
+must be constant-folded before lowering. ConstantOfShape and Range fold when their result is
+small and are index-map kernels otherwise.
 """
 from __future__ import annotations
 
 import enum
+
+import numpy as np
 
 from ..forms.elementwise import FORMS as _ELEMENTWISE
 from ..forms.movement import MOVEMENT_OPS as _MOVEMENT
@@ -22,17 +25,19 @@ class OpClass(enum.IntEnum):
     REDUCTION = 4
     CONTRACTION = 5
     SHAPE = 6  # produces data known at compile time: must fold away
+    COMPOSITE = 7  # rewritten into other ops by a pass before lowering (passes/expand_einsum.py)
 
 
 _VIEW = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 _CONTRACTION = {"MatMul", "Gemm"}
-_SHAPE = {"Shape", "ConstantOfShape", "Range", "Constant"}
+_SHAPE = {"Shape", "Constant"}
+_COMPOSITE = {"Einsum"}
 
 
 # First match wins: Identity also has an elementwise form, but is its own class.
 _CLASSES = ((OpClass.IDENTITY, {"Identity"}), (OpClass.VIEW, _VIEW), (OpClass.ELEMENTWISE, _ELEMENTWISE),
             (OpClass.MOVEMENT, _MOVEMENT), (OpClass.REDUCTION, _REDUCTION), (OpClass.CONTRACTION, _CONTRACTION),
-            (OpClass.SHAPE, _SHAPE))
+            (OpClass.SHAPE, _SHAPE), (OpClass.COMPOSITE, _COMPOSITE))
 
 
 def op_class(node: Node) -> OpClass:
@@ -40,6 +45,21 @@ def op_class(node: Node) -> OpClass:
         if node.op_type in ops:
             return cls
     raise KeyError(node.op_type)
+
+
+# Ops whose kernel computes only some output dtypes (numpy dtype kinds); the others always fold.
+# Range: onnxruntime adds delta to a running value in the element type, so a float range drifts
+# in a way only a sequential loop reproduces; an integer range is start + i * delta exactly.
+_KERNEL_DTYPE_KINDS = {"Range": "iu"}
+
+
+def has_kernel(node: Node, out_dtypes) -> bool:
+    """False when ``node``, with outputs of ``out_dtypes``, can only be evaluated at compile time:
+    its result must then fold, whatever its size."""
+    if op_class(node) is OpClass.SHAPE:
+        return False
+    kinds = _KERNEL_DTYPE_KINDS.get(node.op_type)
+    return kinds is None or all(np.dtype(d).kind in kinds for d in out_dtypes)
 
 
 _SHAPE_ONLY = {"Shape"}

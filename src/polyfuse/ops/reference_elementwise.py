@@ -45,6 +45,27 @@ def _binary_arith(n: NodeArgs) -> np.ndarray:
         return np.asarray(_BINARY[n.op_type](a, b)).astype(a.dtype, copy=False)
 
 
+# Mod with fmod=0 on floats (Python's float %) exists from this opset; before it, ONNX (and
+# onnxruntime) require fmod=1 for floating-point inputs.
+FLOAT_FLOOR_MOD_SINCE = 28
+
+
+@register("Mod")
+def _mod(n: NodeArgs) -> np.ndarray:
+    """fmod=0: the remainder takes the divisor's sign (Python's %); fmod=1: the dividend's sign
+    (C's ``%``, ``fmod``). An integer remainder by 0 is 0 here (onnxruntime fails the run:
+    "Integer modulo by zero")."""
+    a, b = n.inputs[0], n.inputs[1]
+    if a.dtype != b.dtype:
+        raise ValueError(f"Mod: input dtypes differ ({a.dtype} vs {b.dtype})")
+    fmod = bool(n.attr("fmod", 0))
+    if not fmod and not _is_int(a) and n.opset < FLOAT_FLOOR_MOD_SINCE:
+        raise ValueError(f"Mod: fmod=0 is not defined for floating-point inputs before opset "
+                         f"{FLOAT_FLOOR_MOD_SINCE} (the model's is {n.opset}); ONNX requires fmod=1")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.fmod(a, b) if fmod else np.mod(a, b)).astype(a.dtype, copy=False)
+
+
 @register("Max", "Min")
 def _variadic_extreme(n: NodeArgs) -> np.ndarray:
     """Elementwise max/min over any number of broadcast inputs (NaN propagates, as in ORT)."""

@@ -82,6 +82,22 @@ def _concat(n: NodeArgs) -> np.ndarray:
     return np.concatenate(arrays, axis=norm_axis(int(n.attr("axis")), arrays[0].ndim))
 
 
+@register("Trilu")
+def _trilu(n: NodeArgs) -> np.ndarray:
+    """Keep the elements of each [.., N, M] matrix with column - row >= k (upper, the default)
+    or <= k (lower); zero the others. ``k`` (input 1) defaults to 0."""
+    x = n.inputs[0]
+    if x.ndim < 2:
+        raise ValueError(f"Trilu: input has rank {x.ndim}, needs at least 2")
+    k = n.input(1)
+    k = 0 if k is None else int(k.reshape(-1)[0])
+    rows, cols = x.shape[-2:]
+    k = min(max(k, -rows), cols)  # beyond these, every element is kept or zeroed anyway
+    offset = np.arange(cols)[None, :] - np.arange(rows)[:, None]
+    keep = offset >= k if n.attr("upper", 1) else offset <= k
+    return np.where(keep, x, np.zeros((), x.dtype))
+
+
 # --- Slice, Split, Pad -----------------------------------------------------------------------
 
 def onnx_slice(dim: int, start: int, end: int, step: int) -> slice:

@@ -1,4 +1,5 @@
-"""Reference implementations of reductions and NN ops (Softmax, LayerNormalization, MatMul, Gemm).
+"""Reference implementations of reductions and NN ops (Softmax, LayerNormalization, MatMul, Gemm,
+Einsum).
 
 Floating-point accumulation is done in float64 and cast back to the input dtype: that is the
 correctly rounded result, which onnxruntime's float32 kernels approximate to a few ulp.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import NodeArgs, int_list, norm_axis, register
+from .einsum_equation import parse_einsum
 
 
 def _accum_dtype(x: np.ndarray) -> np.dtype:
@@ -55,6 +57,24 @@ def _reduce(n: NodeArgs) -> np.ndarray:
         return np.array(x)
     keepdims = bool(n.attr("keepdims", 1))
     out = _REDUCERS[n.op_type](x, axes, keepdims)
+    return np.asarray(out).astype(x.dtype)
+
+
+@register("CumSum")
+def _cumsum(n: NodeArgs) -> np.ndarray:
+    """Running sum along ``axis`` (input 1); ``exclusive`` leaves out the element itself,
+    ``reverse`` sums from the end."""
+    x = n.inputs[0]
+    axis = norm_axis(int(n.inputs[1].reshape(-1)[0]), x.ndim)
+    wide = x.astype(_accum_dtype(x))
+    if n.attr("reverse", 0):
+        wide = np.flip(wide, axis)
+    out = np.cumsum(wide, axis=axis)
+    if n.attr("exclusive", 0):  # shift by one along the axis, a zero first
+        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=axis)), np.delete(out, -1, axis=axis)],
+                             axis=axis)
+    if n.attr("reverse", 0):
+        out = np.flip(out, axis)
     return np.asarray(out).astype(x.dtype)
 
 
@@ -120,3 +140,19 @@ def _gemm(n: NodeArgs) -> np.ndarray:
     if c is not None:
         y = y + float(n.attr("beta", 1.0)) * c.astype(acc)
     return np.asarray(y).astype(a.dtype)
+
+
+@register("Einsum")
+def _einsum(n: NodeArgs) -> np.ndarray:
+    """numpy.einsum after broadcasting each operand's size-1 dims to its labels' sizes."""
+    x = n.inputs
+    if any(a.dtype != x[0].dtype for a in x):
+        raise ValueError(f"Einsum: input dtypes differ ({', '.join(str(a.dtype) for a in x)})")
+    spec = parse_einsum(str(n.attr("equation")), [a.shape for a in x])
+    letter = spec.letters()
+    acc = _accum_dtype(x[0])
+    operands = [np.broadcast_to(a.astype(acc), [spec.sizes[lab] for lab in labels])
+                for a, labels in zip(x, spec.inputs)]
+    equation = ",".join("".join(letter[lab] for lab in labels) for labels in spec.inputs)
+    equation += "->" + "".join(letter[lab] for lab in spec.output)
+    return np.asarray(np.einsum(equation, *operands, optimize=len(x) > 1)).astype(x[0].dtype)

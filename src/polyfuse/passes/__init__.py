@@ -5,3 +5,4 @@ from .eliminate_dead_code import eliminate_dead_code  # noqa: F401
 from .remove_identity import remove_identity  # noqa: F401
 from .remove_nan_guards import remove_nan_guards  # noqa: F401
 from .fuse_parallel_matmuls import fuse_parallel_matmuls  # noqa: F401
+from .expand_einsum import expand_einsum  # noqa: F401

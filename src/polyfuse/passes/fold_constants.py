@@ -6,8 +6,9 @@ are bound). Every other node gets its output dtype and shape: elementwise ops by
 (the dtype from evaluating one element), the rest by evaluating the reference on zeros, so the
 reference is the single source of truth for shape semantics.
 
-A folded result much larger than the constants it came from (an Expand of a scalar, say) stays
-a computation, so the weights blob does not grow.
+A folded result much larger than the constants it came from (an Expand of a scalar, a large
+ConstantOfShape) stays a computation, so the weights blob does not grow, unless no kernel can
+compute it (a Constant, a float Range: ``ops.categories.has_kernel``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 from ..errors import PolyfuseError, UnsupportedError
 from ..ir import Graph, Node
 from ..ops import reference
-from ..ops.categories import SHAPE_INPUTS, OpClass, op_class, reads_only_shapes
+from ..ops.categories import SHAPE_INPUTS, OpClass, has_kernel, op_class, reads_only_shapes
 
 FOLD_MAX_ELEMENTS = 1 << 16  # fold anything up to this size; larger only if no larger than its inputs
 
@@ -97,7 +98,7 @@ def fold_constants(graph: Graph) -> Graph:
                     for i in node.inputs]
             outs = _evaluate(graph, node, args)
             limit = max(FOLD_MAX_ELEMENTS, sum(v.numel for v in ins))
-            if all(o.size <= limit for o in outs):
+            if all(o.size <= limit for o in outs) or not has_kernel(node, [o.dtype for o in outs]):
                 for name, o in zip(node.outputs, outs):
                     if name:
                         v = graph.values[name]

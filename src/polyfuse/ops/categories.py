@@ -70,9 +70,10 @@ def reads_only_shapes(node: Node) -> bool:
     return node.op_type in _SHAPE_ONLY
 
 
-# Inputs whose *values* decide an op's output shape: they must be known at compile time.
-SHAPE_INPUTS = {
+# Inputs whose *values* must be known at compile time: they decide an op's output shape, or
+# (CumSum's axis) the loops of its kernel.
+CONST_INPUTS = {
     "Reshape": (1,), "Expand": (1,), "Slice": (1, 2, 3, 4), "Split": (1,), "Pad": (1, 3), "Squeeze": (1,),
     "Unsqueeze": (1,), "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,), "ConstantOfShape": (0,),
-    "Range": (0, 1, 2),
+    "Range": (0, 1, 2), "CumSum": (1,),
 }

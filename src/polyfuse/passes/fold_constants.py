@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import PolyfuseError, UnsupportedError
 from ..ir import Graph, Node
 from ..ops import reference
-from ..ops.categories import SHAPE_INPUTS, OpClass, has_kernel, op_class, reads_only_shapes
+from ..ops.categories import CONST_INPUTS, OpClass, has_kernel, op_class, reads_only_shapes
 
 FOLD_MAX_ELEMENTS = 1 << 16  # fold anything up to this size; larger only if no larger than its inputs
 
@@ -69,12 +69,13 @@ def _infer_contraction(graph: Graph, node: Node) -> None:
 
 
 def _check_shape_inputs(graph: Graph, node: Node) -> None:
-    for k in SHAPE_INPUTS.get(node.op_type, ()):
+    for k in CONST_INPUTS.get(node.op_type, ()):
         name = node.input(k)
         if name and not graph.values[name].is_const:
             raise UnsupportedError(f"node {node.name!r} ({node.op_type}): input {k} ({name!r}) decides the output "
-                                   "shape but is only known at run time; polyfuse compiles static shapes (give "
-                                   "symbolic input dims with --shape so shape computations fold)")
+                                   "shape (or the axis the op runs along) but is only known at run time; polyfuse "
+                                   "compiles static shapes (give symbolic input dims with --shape so shape "
+                                   "computations fold)")
 
 
 def _infer_by_evaluation(graph: Graph, node: Node) -> None:

@@ -25,6 +25,14 @@ static inline std::common_type_t<A, B> pf_min(A a, B b) {
   else return x < y ? x : y;
 }
 
+// c ? a : b with both values already computed (their loads are in range everywhere): a blend.
+// Loads written inside a ?: branch become masked loads when gcc vectorises, and gcc 12.2
+// miscompiles some of those (tests/compiler_bugs/); codegen/printer.py prints this instead.
+template <class C, class A, class B>
+static inline std::common_type_t<A, B> pf_select(C c, A a, B b) {
+  return c ? a : b;
+}
+
 // c[0] * x^(N-1) + c[1] * x^(N-2) + ... + c[N-1] by Horner's rule (fully unrolled, vectorisable).
 template <int N>
 static inline float pf_poly(float x, const float (&c)[N]) {

@@ -14,6 +14,7 @@ import sympy
 
 from ..build.memory import MemoryPlan
 from ..forms import functions as F
+from ..kernel.bounds import guarded_loads, resolve_in_box, split_boxes
 from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Pointwise, Reduction, linear, strides
 from ..kernel.lower import LoweredModel
 from .printer import CPrinter, c_type, float_literal, storage_type
@@ -51,7 +52,11 @@ class _Params:
             self.buffers.append(name)
         return f"p{self.buffers.index(name)}"
 
-    def printer(self, loads: dict, zero: dict, extra=None, inner=None, exprs=()) -> CPrinter:
+    def guarded(self, loads: dict, box) -> set:
+        """Loads of ``loads`` that may leave their buffer in ``box`` (see kernel/bounds.py)."""
+        return guarded_loads(loads, box, {l.buffer: self.graph.values[l.buffer].shape for l in loads.values()})
+
+    def printer(self, loads: dict, zero: dict, extra=None, inner=None, exprs=(), guarded=None) -> CPrinter:
         """A printer with ``loads`` named as ``pK[index]``. With ``inner`` (the loop variables
         of the vectorised inner loops), each part of a Gather's index that reads other loads but
         does not change in those loops becomes a ``const int64_t gN`` of ``pr.hoisted``, to be
@@ -59,7 +64,7 @@ class _Params:
         instead of contiguous loads (tiny BERT's embedding + layer norm: 0.11 -> 0.04 ms).
         Only the indices of loads that ``exprs`` read unconditionally are hoisted: under a
         Select (a Pad of gathered rows) the index may be out of range where it is not read."""
-        pr = CPrinter(dict(extra or {}), single=True)
+        pr = CPrinter(dict(extra or {}), single=True, guarded=guarded)
         hoist = {}
         idx_of = {sym: [sympy.sympify(i).subs(zero) for i in load.index] for sym, load in loads.items()}
         always = _unconditional(exprs, idx_of) if inner is not None else set()
@@ -140,10 +145,12 @@ def _loops(shape, dims):
     return [(f"i{d}", int(shape[d])) for d in dims]
 
 
-def _flat(loops, split_inner: bool) -> dict:
+def _flat(loops, split_inner: bool, starts=None) -> dict:
     """Flatten outer ``loops`` into one parallel index ``o``: its extent ``n``, each loop variable
     as an expression of ``o`` (``vars``), the innermost loop kept serial when ``split_inner``
-    (``inner``, so it vectorises), and the elements per flat index (``work``)."""
+    (``inner``, so it vectorises, over [``inner_lo``, ``inner_hi``)), and the elements per flat
+    index (``work``). ``starts``: where each loop begins (0 by default)."""
+    starts = list(starts or [0] * len(loops))
     inner = loops[-1] if split_inner and len(loops) > 1 else None
     outer = loops[:-1] if inner else loops
     extents = [e for _, e in outer]
@@ -151,8 +158,11 @@ def _flat(loops, split_inner: bool) -> dict:
     vars_ = []
     for d, (var, extent) in enumerate(outer):
         e = "o" if tail[d] == 1 else f"(o / {tail[d]})"
-        vars_.append((var, e if d == 0 else f"{e} % {extent}"))
-    return dict(n=int(np.prod(extents, dtype=np.int64)), vars=vars_, inner=inner, work=inner[1] if inner else 1)
+        e = e if d == 0 else f"{e} % {extent}"
+        vars_.append((var, f"{starts[d]} + {e}" if starts[d] else e))
+    lo = starts[-1] if inner else 0
+    return dict(n=int(np.prod(extents, dtype=np.int64)), vars=vars_, inner=inner, work=inner[1] if inner else 1,
+                inner_lo=str(lo), inner_hi=str(lo + inner[1]) if inner else None)
 
 
 def _zero_unit_dims(shape) -> dict:
@@ -180,18 +190,23 @@ def _comment(k) -> str:
 
 
 def render_pointwise(k: Pointwise, graph, packer=no_packing) -> RenderedKernel:
+    """One loop nest, or one per box where a Concat's Select is split (kernel/bounds.py): then
+    every load inside a box is in range and no load is conditional."""
     params = _Params(graph, k.output)
     zero = _zero_unit_dims(k.shape)
     dims = [d for d, n in enumerate(k.shape) if n != 1]
-    loops = _loops(k.shape, dims)
-    flat = _flat(loops, True)
     body = sympy.sympify(k.body).subs(zero)
-    pr = params.printer(k.loads, zero, inner={IDX[dims[-1]]} if flat["inner"] and flat["inner"][1] else None,
-                        exprs=[body])
-    body = pr(body)
+    pieces = []
+    for box in split_boxes(body, k.shape, params.guarded(k.loads, k.shape)):
+        part = resolve_in_box(body, box)
+        loops = [(f"i{d}", box[d][1]) for d in dims]
+        flat = _flat(loops, True, [box[d][0] for d in dims])
+        pr = params.printer(k.loads, zero, inner={IDX[dims[-1]]} if flat["inner"] and flat["inner"][1] else None,
+                            exprs=[part], guarded=params.guarded(k.loads, box))
+        pieces.append(dict(flat=flat, body=pr(part), hoisted=pr.hoisted,
+                           out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero))))
     text = render("host/pointwise.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
-                  loops=loops, flat=flat, body=body, hoisted=pr.hoisted,
-                  out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero)))
+                  loops=dims, pieces=pieces)
     return RenderedKernel(text, params.buffers)
 
 

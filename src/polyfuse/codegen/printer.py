@@ -18,10 +18,9 @@ C_TYPES = {
     np.dtype(np.int8): "int8_t", np.dtype(np.float16): "_Float16",
 }
 
-_UNARY = {sympy.exp: "pf_exp", sympy.log: "std::log", sympy.tanh: "pf_tanh", sympy.erf: "pf_erf",
-          sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "std::isnan",
-          F.IsFinite: "std::isfinite"}
-_CALLS = {F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
+_UNARY = {F.Exp: "pf_exp", F.Log: "std::log", F.Tanh: "pf_tanh", F.Erf: "pf_erf", F.Sqrt: "std::sqrt",
+          sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "std::isnan", F.IsFinite: "std::isfinite"}
+_CALLS = {F.Pow: "std::pow", F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
           F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod", F.TruncMod: "pf_trunc_mod", F.FloorMod: "pf_floor_mod"}
 _INFIX = {F.Less: "<", F.Greater: ">", F.LessEq: "<=", F.GreaterEq: ">=", F.Equal: "==",
           F.LogicalAnd: "&&", F.LogicalOr: "||"}
@@ -57,9 +56,15 @@ def int_literal(i: int) -> str:
 
 
 class CPrinter:
-    def __init__(self, names=None, single: bool = True):
+    """``guarded``: the load symbols whose index may be out of range where a Select does not take
+    them (kernel/bounds.py), or None when unknown. A Select whose branches read no guarded load
+    prints as ``pf_select(c, a, b)``, which evaluates both: a blend, never a conditional (masked)
+    load, which gcc 12 vectorises wrongly in some loops (tests/compiler_bugs/)."""
+
+    def __init__(self, names=None, single: bool = True, guarded: set | None = None):
         self.names = names or {}  # symbol -> C text (loads, accumulators)
         self.single = single
+        self.guarded = guarded
 
     def __call__(self, e) -> str:
         return self.p(sympy.sympify(e))
@@ -136,7 +141,11 @@ class CPrinter:
             return f"({args[0]} {_INFIX[f]} {args[1]})"
         if f is F.LogicalNot:
             return f"(!{args[0]})"
+        if f is F.Special:
+            return float_literal(F.special_value(e), self.single)
         if f is F.Select:
+            if self.guarded is not None and not (set().union(*(a.free_symbols for a in e.args[1:])) & self.guarded):
+                return f"pf_select({', '.join(args)})"
             return f"({args[0]} ? {args[1]} : {args[2]})"
         if f is F.Cast:
             to = F.CAST_DTYPES[int(e.args[1])]

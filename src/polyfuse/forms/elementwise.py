@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy
-from sympy import Integer, Rational, exp, log, sqrt, tanh, erf, Abs
+from sympy import Abs, Integer, Rational
 
 from . import functions as F
 
@@ -22,10 +22,14 @@ def _div(a, b, dt):
 
 
 def _pow(a, b, dt):
+    """x ** n for a known integer n (sympy's power rules hold for every float there, NaN and inf
+    included), else the opaque F.Pow: (x ** 0.5) ** 2 is NaN for x < 0, not x. An integer base
+    with a negative or unknown exponent goes through double, as C++ std::pow does."""
     x, y = a
-    if y.is_Integer and int(y) >= 0 or not _is_int(dt[0]):
-        return x ** y
-    return F.cast(x ** y, dt[0])
+    n = int(y) if y.is_number and not isinstance(y, F._Opaque) and y.is_finite and y == int(y) else None
+    if n is not None and (n >= 0 or not _is_int(dt[0])):
+        return x ** Integer(n)
+    return F.cast(F.Pow(x, y), dt[0]) if _is_int(dt[0]) else F.Pow(x, y)
 
 
 def _extreme(fn):
@@ -40,8 +44,8 @@ def _extreme(fn):
 def _gelu(a, attrs, dt):
     x = a[0]
     if attrs.get("approximate", "none") == "tanh":
-        return Rational(1, 2) * x * (1 + tanh(sqrt(2 / sympy.pi) * (x + sympy.Float(0.044715) * x ** 3)))
-    return Rational(1, 2) * x * (1 + erf(x / sqrt(2)))
+        return Rational(1, 2) * x * (1 + F.Tanh(sympy.sqrt(2 / sympy.pi) * (x + sympy.Float(0.044715) * x ** 3)))
+    return Rational(1, 2) * x * (1 + F.Erf(x / sympy.sqrt(2)))
 
 
 def _clip(a, attrs, dt):
@@ -62,15 +66,15 @@ FORMS = {
     "Div": lambda a, at, dt: _div(a, at, dt),
     "Pow": lambda a, at, dt: _pow(a, at, dt),
     "Mod": lambda a, at, dt: (F.TruncMod if int(at.get("fmod", 0)) else F.FloorMod)(a[0], a[1]),
-    "Sqrt": lambda a, at, dt: sqrt(a[0]),
-    "Erf": lambda a, at, dt: erf(a[0]),
-    "Tanh": lambda a, at, dt: tanh(a[0]),
+    "Sqrt": lambda a, at, dt: F.Sqrt(a[0]),
+    "Erf": lambda a, at, dt: F.Erf(a[0]),
+    "Tanh": lambda a, at, dt: F.Tanh(a[0]),
     "Relu": lambda a, at, dt: F.FMax(a[0], Integer(0)),
     "Sigmoid": lambda a, at, dt: F.Sigmoid(a[0]),
     "Gelu": _gelu,
     "Neg": lambda a, at, dt: -a[0],
-    "Exp": lambda a, at, dt: exp(a[0]),
-    "Log": lambda a, at, dt: log(a[0]),
+    "Exp": lambda a, at, dt: F.Exp(a[0]),
+    "Log": lambda a, at, dt: F.Log(a[0]),
     "Abs": lambda a, at, dt: Abs(a[0]),
     "Reciprocal": lambda a, at, dt: 1 / a[0],
     "Clip": _clip,

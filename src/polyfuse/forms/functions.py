@@ -1,10 +1,27 @@
-"""sympy functions for the operations that have no exact sympy counterpart.
+"""sympy functions for the operations whose sympy counterpart would compute wrongly.
 
-sympy's own relational and logic classes evaluate eagerly and carry mathematical (not IEEE or
-C) semantics, so comparisons, selects, casts, integer division and NaN tests are opaque
-functions here. Each prints to a helper in ``kernels/pf_runtime.h``.
+sympy evaluates eagerly with the rules of real (or complex) numbers, not IEEE floats. Its own
+relational and logic classes, and its exp, log, sqrt, tanh, erf and fractional powers, come
+with rewrites that do not hold for every float: ``exp(log(x)) -> x`` is wrong for x < 0 (NaN),
+``sqrt(x)**2 -> x`` likewise, ``x*0 -> 0`` and ``x - x -> 0`` are wrong for x = inf or NaN. So
+comparisons, selects, casts, integer division, NaN tests, transcendental functions, powers with
+exponents that are not integers and the constants 0, inf and NaN are opaque functions here:
+sympy keeps them as they are. Each prints to C (``codegen/printer.py``).
+
+The rewrites sympy still applies to value expressions, and where they hold:
+
+* arithmetic on numbers (constant folding, ``x/c1*c2 -> x*(c2/c1)``, ``2*x + 3*x -> 5*x`` for
+  one symbol): for every x, up to float rounding of the constants; it differs only where the
+  unfused order would overflow in between;
+* ``x*1 -> x``, ``-(-x) -> x``, ``(x**a)**b -> x**(a*b)`` for integers a, b, ``x**0 -> 1``,
+  ``|-x| -> |x|``: for every x, NaN and inf included (``pow(NaN, 0) = 1`` in C and ONNX);
+* cancellations such as ``x - x``, ``x/x``, ``x**2/x``: never applied, because every read of
+  a tensor element is its own symbol (:class:`polyfuse.kernel.ir.Loads` never merges two
+  reads), so no two terms are the same symbol.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import sympy
@@ -20,6 +37,42 @@ class _Opaque(sympy.Function):
 
 def _named(name: str, nargs: int):
     return type(name, (_Opaque,), {"nargs": nargs})
+
+
+Exp = _named("Exp", 1)
+Log = _named("Log", 1)
+Sqrt = _named("Sqrt", 1)
+Tanh = _named("Tanh", 1)
+Erf = _named("Erf", 1)
+Pow = _named("Power", 2)  # x ** y for an exponent that is not a known integer (not "Pow": sympy prints that name)
+
+# Special(k, n): the float constant SPECIAL_VALUES[k] (+0, -0, +inf, -inf, NaN), which sympy
+# would compute with as a real number (0 * x = 0) or as its own oo/nan. n numbers each use, so
+# two uses are never the same expression: x + inf - inf must not cancel to x.
+class Special(_Opaque):
+    nargs = 2
+
+    def _sympystr(self, printer) -> str:  # the value alone: generated-code comments stay the same
+        return repr(special_value(self))
+
+
+SPECIAL_VALUES = (0.0, -0.0, float("inf"), float("-inf"), float("nan"))
+_uses = itertools.count()
+
+
+def special_value(e) -> float:
+    return SPECIAL_VALUES[int(e.args[0])]
+
+
+def special(x: float) -> sympy.Expr:
+    """The opaque constant for a float that is 0, -0, +-inf or NaN."""
+    if x != x:
+        k = 4
+    elif x == 0:
+        k = 1 if np.signbit(x) else 0
+    else:
+        k = 2 if x > 0 else 3
+    return Special(sympy.Integer(k), sympy.Integer(next(_uses)))
 
 
 Less = _named("Less", 2)
@@ -52,5 +105,5 @@ def cast(x, dtype) -> sympy.Expr:
     return Cast(x, sympy.Integer(CAST_DTYPES.index(np.dtype(dtype))))
 
 
-ALL = (Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
+ALL = (Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
        IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast)

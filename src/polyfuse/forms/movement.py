@@ -14,10 +14,11 @@ from ..errors import UnsupportedError
 
 
 def number(x) -> sympy.Expr:
-    """A numpy or Python scalar as a sympy number (NaN and infinities included; bools are 0/1)."""
+    """A numpy or Python scalar as a sympy number; a float that is 0, inf or NaN as the opaque
+    F.Special, which sympy cannot compute with (x * 0 must stay NaN for x = inf). Bools are 0/1."""
     if isinstance(x, (float, np.floating)):
         x = float(x)
-        return sympy.Float(x) if np.isfinite(x) else (sympy.nan if np.isnan(x) else (sympy.oo if x > 0 else -sympy.oo))
+        return sympy.Float(x) if np.isfinite(x) and x != 0 else F.special(x)
     return sympy.Integer(int(x))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy
-from sympy import exp, sqrt
 
 from . import functions as F
 from .movement import broadcast_index, _axis
@@ -51,7 +50,7 @@ def _softmax(ctx):
     r = len(ctx.inputs[0].shape)
     a = _axis(int(ctx.attrs.get("axis", -1)), r)
     x = ctx.x
-    return ReductionForm((a,), [(A0, "max", x), (A1, "sum", exp(x - A0))], exp(x - A0) / A1, True)
+    return ReductionForm((a,), [(A0, "max", x), (A1, "sum", F.Exp(x - A0))], F.Exp(x - A0) / A1, True)
 
 
 def _layer_norm(ctx):
@@ -68,13 +67,13 @@ def _layer_norm(ctx):
     x0 = F.Select(F.IsFinite(first), first, 0)
     norm_vars, norm_shape = ctx.vars[a:r], shape[a:]
     mean = x0 + A0
-    y = (x - mean) / sqrt(A1 + eps)
+    y = (x - mean) / F.Sqrt(A1 + eps)
     for k, apply in ((1, lambda y, s: y * s), (2, lambda y, b: y + b)):
         if k < len(ctx.inputs) and ctx.inputs[k] is not None:
             w = ctx.inputs[k]
             y = apply(y, ctx.load_or_literal(k, broadcast_index(w.shape, norm_vars, norm_shape)))
     return ReductionForm(tuple(range(a, r)), [(A0, "mean", x - x0), (A1, "mean", (x - mean) ** 2)], y, True,
-                         row_outputs=(mean, 1 / sqrt(A1 + eps)))
+                         row_outputs=(mean, 1 / F.Sqrt(A1 + eps)))
 
 
 def _cumsum(ctx):

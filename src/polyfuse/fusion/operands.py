@@ -78,12 +78,12 @@ def absorb_operand(c: Contraction, which: str, p: Pointwise, shapes, views):
         rc = cc * s1 if s1 > 1 else 1
     if s1 == 1:
         cc = 1
-    if cc == 1:
+    if cc == 1 and (rc >= s1 or s0 == 1):
         new_trans, new_ld = trans, rc
-    elif rc == 1:
+    elif rc == 1 and (cc >= s0 or s1 == 1):
         new_trans, new_ld = not trans, cc
     else:
-        return None
+        return None  # rows that overlap, repeat (a broadcast: stride 0) or run backwards: no BLAS layout
     new_batch = tuple(0 if n == 1 else st for st, n in zip(coefs[:nb], c.batch))
     return dataclasses.replace(c, **{which: base, f"trans_{which}": new_trans, f"ld{which}": new_ld,
                                      f"{which}_offset": offset, f"{which}_strides": new_batch,

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
+from ..forms import functions as F
+from ..kernel.bounds import reads_conditionally
 from ..kernel.ir import Attention, Contraction, GemmChain, Pointwise, Reduction
 from ..kernel.lower import LoweredModel
 from .compose import (exprs, inline_producer, merge_epilogue, merge_row_consumer, merge_stage, reads_at_identity,
@@ -42,6 +44,8 @@ from .attention import consumers, fuse_attention
 from .gemm_chain import fuse_gemm_chains
 from .operands import absorb_operand, absorb_output
 
+CONDITIONAL_READS = ("the fused kernel would read a Concat's pieces under a condition (only a pointwise kernel "
+                     "splits its loops at the pieces' boundaries)")
 RECOMPUTE_OPS = 4  # extra operations per producer element that recomputation may cost
 MAX_OPS = 400  # never grow one kernel's expressions beyond this many operations
 
@@ -133,6 +137,11 @@ class _Planner:
         self.model.kernels[:] = [x for x in self.model.kernels if x is not k]
         self._drop(k)
 
+    def reads_conditionally(self, k) -> bool:
+        """True when ``k`` would read a load that may be out of range under a condition (a Concat
+        piece outside a pointwise kernel, or not split away in one): see kernel/bounds.py."""
+        return any(sympy.sympify(e).has(F.Select) for e in exprs(k)) and reads_conditionally(k, self.shapes)
+
     def refuse(self, p, c, reason):
         self.refusals[(p.output, c.output if c is not None else "")] = Refusal(_label(p), _label(c) if c else "-", reason)
 
@@ -161,6 +170,10 @@ class _Planner:
             big = next((f for f in fused if ops(f) > MAX_OPS), None)
             if big is not None:
                 self.refuse(p, big, f"the composed expression would exceed {MAX_OPS} operations")
+                continue
+            cond = next((f for f in fused if self.reads_conditionally(f)), None)
+            if cond is not None:
+                self.refuse(p, cond, CONDITIONAL_READS)
                 continue
             for c, f in zip(consumers, fused):
                 self.replace(c, f)
@@ -192,7 +205,11 @@ class _Planner:
                 if not rows:
                     continue
                 if reads_row_result(c.shape, c.loads, k, self.shapes, self.views) and tuple(c.axes) == tuple(k.axes):
-                    self.replace(c, merge_stage(k, c, self.shapes, self.views))
+                    fused = merge_stage(k, c, self.shapes, self.views)
+                    if self.reads_conditionally(fused):
+                        self.refuse(k, c, CONDITIONAL_READS)
+                        continue
+                    self.replace(c, fused)
                     self.remove(k)
                     changed = True
                 else:
@@ -202,12 +219,21 @@ class _Planner:
                 self.refuse(k, c, "only elementwise consumers fuse into an epilogue")
                 continue
             if rows and isinstance(k, Reduction) and reads_row_result(c.shape, c.loads, k, self.shapes, self.views):
-                self.replace(c, merge_row_consumer(k, c, self.shapes, self.views))
+                fused = merge_row_consumer(k, c, self.shapes, self.views)
+                if self.reads_conditionally(fused):
+                    self.refuse(k, c, CONDITIONAL_READS)
+                    continue
+                self.replace(c, fused)
                 self.remove(k)
                 changed = True
                 continue
             fused = absorb_output(k, c, self.shapes, self.views) if isinstance(k, Contraction) else None
             if fused is None:
+                size = int(np.prod(k.out_shape, dtype=np.int64))
+                if _elements(c) != size:
+                    self.refuse(k, c, f"the consumer writes {_elements(c)} elements and the result has {size} "
+                                "(a Concat): an epilogue runs once per element of the result")
+                    continue
                 if not reads_at_identity(c, k.output, k.out_shape, self.shapes, self.views):
                     self.refuse(k, c, "the consumer reads the result at other positions (broadcast, transpose "
                                 "or gather), not element by element")
@@ -216,6 +242,9 @@ class _Planner:
                     self.refuse(k, c, "the consumer changes the element type; the epilogue runs in place")
                     continue
                 fused = merge_epilogue(k, c, self.shapes, self.views)
+            if self.reads_conditionally(fused):
+                self.refuse(k, c, CONDITIONAL_READS)
+                continue
             self.replace(c, fused)  # the fused kernel runs where the consumer ran
             self.remove(k)
             changed = True

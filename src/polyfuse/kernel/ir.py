@@ -46,8 +46,12 @@ class Load:
 
 
 class Loads:
-    """A kernel's loads, ``symbol -> Load``: identical loads share one symbol, and new symbols
-    ``L<n>`` never reuse a name in ``table`` or ``reserved``."""
+    """A kernel's loads, ``symbol -> Load``; new symbols ``L<n>`` never reuse a name in ``table``
+    or ``reserved``.
+
+    Every read gets its own symbol, even of an element read before: sympy cancels identical
+    symbols (``x - x -> 0``, ``x / x -> 1``), which is wrong for x = inf or NaN, so two reads
+    must never be the same symbol. The C compiler merges the repeated loads."""
 
     def __init__(self, table: dict | None = None, reserved=()):
         self.table = dict(table or {})
@@ -56,13 +60,9 @@ class Loads:
         self.next = max(nums, default=-1) + 1
 
     def __call__(self, buffer: str, index) -> sympy.Symbol:
-        load = Load(buffer, tuple(sympy.sympify(i) for i in index))
-        for sym, known in self.table.items():
-            if known == load:
-                return sym
         sym = sympy.Symbol(f"L{self.next}")
         self.next += 1
-        self.table[sym] = load
+        self.table[sym] = Load(buffer, tuple(sympy.sympify(i) for i in index))
         return sym
 
 
@@ -118,7 +118,7 @@ class Contraction:
         """Leading dimension of operand ``which`` ("a" or "b") as stored: the absorbed one, or
         the contiguous default (stored columns; rows of op(X) when transposed)."""
         explicit = self.lda if which == "a" else self.ldb
-        if explicit:
+        if explicit is not None:
             return explicit
         rows, cols = (self.m, self.k) if which == "a" else (self.k, self.n)
         return rows if getattr(self, f"trans_{which}") else cols

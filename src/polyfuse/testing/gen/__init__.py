@@ -72,10 +72,10 @@ def merge(graphs: dict[str, Graph]) -> Graph:
         p = f"{k}_"
         m = onnx.ModelProto()
         m.CopyFrom(g.model)
-        for n in m.graph.node:
+        for j, n in enumerate(m.graph.node):
             n.input[:] = [p + i if i else "" for i in n.input]
             n.output[:] = [p + o if o else "" for o in n.output]
-            n.name = p + n.name
+            n.name = p + (n.name or f"node{j}")
         for coll in (m.graph.input, m.graph.output, m.graph.initializer):
             for v in coll:
                 v.name = p + v.name

@@ -1,0 +1,53 @@
+"""Compiler bugs polyfuse works around (tests/compiler_bugs/README.md).
+
+The reproducer is built with the host compiler: at -O2 it must be right (it has no undefined
+behaviour); at -O3 with AVX2 it is either right (a fixed compiler) or wrong exactly as documented
+for gcc 12.2. Either way polyfuse's own code for the same graph must match onnxruntime, and
+must not put a load inside a ?: (the pattern gcc 12.2 miscompiles)."""
+from __future__ import annotations
+
+import platform
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from onnx import helper, numpy_helper, TensorProto
+
+import polyfuse
+from polyfuse.build.compiler import cxx
+from polyfuse.testing.oracle import run_ort
+
+HERE = __import__("pathlib").Path(__file__).parent / "compiler_bugs"
+
+
+def _build_and_run(tmp_path, flags) -> str:
+    exe = tmp_path / "repro"
+    subprocess.run([cxx(), *flags, str(HERE / "gcc12_select_of_loads.cpp"), "-o", str(exe)], check=True,
+                   capture_output=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    return r.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the reproducer needs x86-64 AVX2")
+def test_reproducer_is_right_at_O2_and_right_or_the_documented_miscompile_at_O3(tmp_path):
+    assert _build_and_run(tmp_path, ["-O2", "-march=x86-64-v3"]) == "0 wrong"
+    assert _build_and_run(tmp_path, ["-O3", "-march=x86-64-v3"]) in ("0 wrong", "18 wrong")
+
+
+def test_polyfuse_concat_reads_no_load_under_a_condition(tmp_path):
+    """The graph the reproducer came from: Concat of [33,3], [33,3], [7,3] along rows, then Sigmoid."""
+    rng = np.random.default_rng(0)
+    c = np.round(rng.uniform(-3, 3, (7, 3)) * 4).astype(np.float32) / 4
+    g = helper.make_graph([helper.make_node("Concat", ["x", "x", "c"], ["y"], axis=0), helper.make_node("Sigmoid", ["y"], ["z"])],
+                          "concat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [33, 3])],
+                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, [73, 3])], [numpy_helper.from_array(c, "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    x = np.round(rng.uniform(-3, 3, (33, 3)) * 4).astype(np.float32) / 4
+    for threads in (1, 2):
+        cm = polyfuse.compile(m, threads=threads, output_dir=tmp_path / f"t{threads}")
+        np.testing.assert_allclose(cm.run(None, {"x": x})[0], run_ort(m, {"x": x})[0], rtol=1e-6, atol=1e-7)
+    src = (tmp_path / "t1" / "model.cpp").read_text()
+    stores = [ln for ln in src.splitlines() if ln.strip().startswith("p0[")]
+    assert len(stores) == 3, stores  # one loop nest per Concat piece
+    assert not any(re.search(r"\?[^:]*p\d\[", ln) for ln in stores), stores

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -73,7 +74,11 @@ class Session {
     }
     int rc;
     {
+      // The lock is taken with the GIL released, so a thread waiting for it never blocks one that
+      // needs the GIL. Libraries from this polyfuse serialise pf_run themselves (pf_model_abi.h);
+      // this lock also covers artifacts built before they did.
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> hold(run_mu_);
       rc = run_(model_, in.data(), out.data());
     }
     if (rc != 0) throw std::runtime_error("model run failed with code " + std::to_string(rc));
@@ -99,6 +104,7 @@ class Session {
   RunFn run_ = nullptr;
   DestroyFn destroy_ = nullptr;
   WakeFn wake_ = nullptr;
+  std::mutex run_mu_;
   std::vector<size_t> in_bytes_, out_bytes_;
 };
 }  // namespace

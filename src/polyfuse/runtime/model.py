@@ -3,6 +3,15 @@
 ``run(output_names, feeds)`` behaves like ``onnxruntime.InferenceSession.run``: feeds is a
 dict of numpy arrays by input name, the result a list in ``output_names`` order (all outputs
 when None).
+
+Threads: ``run()`` may be called on one model from several threads at once. It releases the GIL
+while the kernels run, and the calls on one model run one at a time (they share its arena; the
+model library's ``pf_run`` takes a lock, see kernels/pf_model_abi.h), each with the model's
+thread count; the checks and output allocation of one call overlap another's kernels. For
+throughput from concurrent callers, load one model per caller (``polyfuse.load`` of the same
+artifact): separate models have separate arenas and run at the same time. They share the
+library's one thread pool, though: a parallel loop that finds it busy runs on its calling thread
+alone, so with N callers ``threads=1`` each is the natural choice.
 """
 from __future__ import annotations
 
@@ -88,6 +97,7 @@ class CompiledModel:
         return arrays
 
     def run(self, output_names=None, feeds=None) -> list[np.ndarray]:
+        """Run one inference; thread-safe (concurrent calls on this model are serialised)."""
         # Worker threads asleep after an idle period take ~0.1-0.2 ms to wake: start that now, so
         # it overlaps checking the feeds instead of delaying the first kernels.
         self._session.wake()

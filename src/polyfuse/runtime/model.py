@@ -41,15 +41,21 @@ def _infos(entries) -> list[TensorInfo]:
 _MISSING = object()
 
 
+def check_threads(threads) -> int | None:
+    """``threads`` if it is None (all cores) or an integer >= 1, else InputError."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or not 1 <= threads <= 1 << 16):
+        raise InputError(f"threads must be a whole number from 1 to 65536 (or None for all cores), got {threads!r}")
+    return threads
+
+
 class CompiledModel:
     def __init__(self, directory, threads: int | None = None, *, _owned_tmp: bool = False):
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         self.inputs = _infos(self.manifest["inputs"])
         self.outputs = _infos(self.manifest["outputs"])
-        self.threads = int(threads or os.cpu_count() or 1)
-        if self.threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
+        self.threads = int(check_threads(threads) or os.cpu_count() or 1)
         lib, weights = self.directory / LIBRARY, self.directory / WEIGHTS
         for f in (lib, weights):
             if not f.is_file():
@@ -114,9 +120,11 @@ class CompiledModel:
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.run(None, feeds)))
 
-    def save(self, directory) -> Path:
-        """Copy this model's artifact (sources, weights, library) to ``directory``."""
-        return copy_artifact(self.directory, Path(directory))
+    def save(self, directory, *, overwrite: bool = False) -> Path:
+        """Copy this model's artifact (sources, weights, library) to ``directory``, which must be
+        absent or empty, or with ``overwrite=True`` an earlier artifact holding only files
+        polyfuse writes (anything else is refused with ArtifactError; nothing is deleted)."""
+        return copy_artifact(self.directory, Path(directory), overwrite=overwrite)
 
     def __del__(self):
         if getattr(self, "_owned_tmp", False):

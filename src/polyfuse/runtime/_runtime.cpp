@@ -57,6 +57,10 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // Byte sizes of the inputs and outputs the library was compiled for (pf_input_bytes ...).
+  const std::vector<size_t>& input_bytes() const { return in_bytes_; }
+  const std::vector<size_t>& output_bytes() const { return out_bytes_; }
+
   // Wakes the model's worker threads ahead of run() (pf_wake); a no-op for libraries without it.
   void wake() {
     if (wake_ && model_) wake_(model_);
@@ -115,6 +119,8 @@ PYBIND11_MODULE(_runtime, m) {
   py::class_<Session>(m, "Session")
       .def(py::init<const std::string&, const std::string&, int>(), py::arg("library"), py::arg("weights"),
            py::arg("nthreads"))
+      .def_property_readonly("input_bytes", &Session::input_bytes)
+      .def_property_readonly("output_bytes", &Session::output_bytes)
       .def("wake", &Session::wake)
       .def("run", &Session::run, py::arg("inputs"), py::arg("outputs"));
 }

@@ -328,3 +328,18 @@ def test_feed_byte_order_is_converted_and_other_dtypes_named(relu_path, tmp_path
 def test_unwritable_drawing_is_an_input_error(relu_path, tmp_path):
     rc, _, err = cli("inspect", relu_path, "--svg", tmp_path / "no" / "such" / "dir" / "g.svg")
     _assert_clean_error(rc, err, "--svg", "g.svg")
+
+
+def test_python_api_misuse_is_a_polyfuse_error(relu_path):
+    """Wrong argument types to compile/run: InputError or ModelError naming the argument."""
+    for bad in ("abc", 5, (3.5, 4)):
+        with pytest.raises(InputError, match="--shape x"):
+            polyfuse.compile(relu_path, shapes={"x": bad})
+    with pytest.raises(InputError, match="shapes must be a dict"):
+        polyfuse.compile(relu_path, shapes=[3, 4])
+    for bad in (123, None):
+        with pytest.raises(ModelError, match="expected a model as a path"):
+            polyfuse.compile(bad)
+    cm = polyfuse.compile(relu_path, shapes={"x": (3, 4)})
+    with pytest.raises(InputError, match="output_names"):
+        cm.run(5, {"x": np.zeros((3, 4), np.float32)})

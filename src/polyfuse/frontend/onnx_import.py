@@ -32,6 +32,9 @@ def load_onnx(model) -> onnx.ModelProto:
             raise ModelError(f"model bytes are not a valid ONNX model ({_short(e)})") from None
         _check_no_external(proto, "model bytes")
         return proto
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"expected a model as a path, bytes, onnx.ModelProto or polyfuse Graph, got "
+                         f"{type(model).__name__}")
     path = Path(os.fspath(model))
     if not path.exists():
         raise ModelError(f"{path}: no such file")

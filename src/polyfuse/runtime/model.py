@@ -147,7 +147,11 @@ class CompiledModel:
         self._session.wake()
         arrays = self._check_feeds(feeds if feeds is not None else {})
         if output_names is not None:
-            wanted = list(output_names)
+            try:
+                wanted = [output_names] if isinstance(output_names, str) else list(output_names)
+            except TypeError:
+                raise InputError(f"output_names must be a list of output names or None, got "
+                                 f"{type(output_names).__name__}") from None
             missing = [n for n in wanted if n not in self._output_index]
             if missing:
                 raise InputError(f"unknown output(s) {missing}; the model's outputs are {self.output_names}")

@@ -58,7 +58,7 @@ def key(model, *, target: str, shapes, fusion: bool) -> str | None:
 
     try:
         shape_key = sorted((str(k), tuple(int(d) for d in v)) for k, v in (shapes or {}).items())
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):
         return None  # the frontend reports bad shapes
     return digest("artifact", __version__, _polyfuse_source_digest(), compiler_id(cxx()), *host_flags(),
                   target, shape_key, fusion, h.hexdigest())

@@ -343,3 +343,11 @@ def test_python_api_misuse_is_a_polyfuse_error(relu_path):
     cm = polyfuse.compile(relu_path, shapes={"x": (3, 4)})
     with pytest.raises(InputError, match="output_names"):
         cm.run(5, {"x": np.zeros((3, 4), np.float32)})
+
+
+def test_bad_shapes_are_refused_even_when_the_model_is_in_the_compile_cache(relu_path):
+    """The compile cache is keyed by the shapes: (3.5, 4) must not be read as (3, 4) and hit."""
+    polyfuse.compile(relu_path, shapes={"x": (3, 4)})
+    for bad in ((3.5, 4), (True, 4)):
+        with pytest.raises(InputError, match="--shape x"):
+            polyfuse.compile(relu_path, shapes={"x": bad})

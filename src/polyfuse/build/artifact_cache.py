@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import os
 import shutil
 import tempfile
@@ -56,8 +57,10 @@ def key(model, *, target: str, shapes, fusion: bool) -> str | None:
         return None  # not a readable file or bytes: the frontend reports or handles it
     from .. import __version__
 
-    try:
-        shape_key = sorted((str(k), tuple(int(d) for d in v)) for k, v in (shapes or {}).items())
+    try:  # exactly the ints bind_shapes accepts: a shape it would refuse must not hit the cache
+        shape_key = sorted((str(k), tuple(operator.index(d) for d in v)) for k, v in (shapes or {}).items())
+        if any(type(d) is bool for v in (shapes or {}).values() for d in v):
+            return None
     except (AttributeError, TypeError, ValueError):
         return None  # the frontend reports bad shapes
     return digest("artifact", __version__, _polyfuse_source_digest(), compiler_id(cxx()), *host_flags(),

@@ -193,6 +193,26 @@ BAD_MODELS = {
     "gemm_of_a_vector": (model([helper.make_node("Gemm", ["x", "w"], ["y"], name="gemm_2")],
                                [("x", F32, [3])], [("y", F32, None)], [("w", np.ones((3, 5), F32))]),
                          UnsupportedError, ["gemm_2", "2-D"]),
+    # Shapes the reference would have accepted by numpy's looser rules (found by mutating tests/opcases.py)
+    "flatten_axis_out_of_range": (model([helper.make_node("Flatten", ["x"], ["y"], axis=7, name="flat_1")],
+                                        [("x", F32, [2, 3])], [("y", F32, None)]), UnsupportedError, ["flat_1", "axis 7"]),
+    "reshape_to_minus_2": (model([helper.make_node("Reshape", ["x", "s"], ["y"], name="reshape_1")],
+                                 [("x", F32, [2, 2])], [("y", F32, None)], [("s", np.array([-2, 2], np.int64))]),
+                           UnsupportedError, ["reshape_1", "[-2, 2]"]),
+    "slice_steps_of_other_length": (model([helper.make_node("Slice", ["x", "b", "e", "a", "st"], ["y"], name="slice_1")],
+                                          [("x", F32, [4, 6])], [("y", F32, None)],
+                                          [("b", np.array([0, 1], np.int64)), ("e", np.array([3, 5], np.int64)),
+                                           ("a", np.array([0, 1], np.int64)), ("st", np.array([2], np.int64))]),
+                                    UnsupportedError, ["slice_1", "lengths"]),
+    "split_negative_sizes": (model([helper.make_node("Split", ["x", "s"], ["a", "b"], axis=0, name="split_1")],
+                                   [("x", F32, [6, 2])], [("a", F32, None), ("b", F32, None)],
+                                   [("s", np.array([9, -3], np.int64))]), UnsupportedError, ["split_1", "[9, -3]"]),
+    "pad_crops_below_zero": (model([helper.make_node("Pad", ["x", "p"], ["y"], mode="edge", name="pad_1")],
+                                   [("x", F32, [5, 6])], [("y", F32, None)], [("p", np.array([1, 0, -9, 0], np.int64))]),
+                             UnsupportedError, ["pad_1", "crop"]),
+    "layernorm_scale_of_other_shape": (model([helper.make_node("LayerNormalization", ["x", "g"], ["y"], name="ln_1")],
+                                             [("x", F32, [4, 3, 5])], [("y", F32, None)], [("g", np.ones((3, 5), F32))]),
+                                       UnsupportedError, ["ln_1", "normalized shape"]),
 }
 
 
@@ -351,3 +371,12 @@ def test_bad_shapes_are_refused_even_when_the_model_is_in_the_compile_cache(relu
     for bad in ((3.5, 4), (True, 4)):
         with pytest.raises(InputError, match="--shape x"):
             polyfuse.compile(relu_path, shapes={"x": bad})
+
+
+def test_pad_with_an_empty_constant_value_pads_with_zero():
+    """An empty constant_value tensor (found by mutation) raised IndexError in the lowering; it
+    means the default 0, as in the reference interpreter. Exact comparison: padding copies."""
+    m = model([helper.make_node("Pad", ["x", "p", "c"], ["y"])], [("x", np.int64, [3, 4])], [("y", np.int64, None)],
+              [("p", np.array([1, 0, 0, 2], np.int64)), ("c", np.zeros((0,), np.int64))])
+    x = np.arange(12, dtype=np.int64).reshape(3, 4)
+    np.testing.assert_array_equal(polyfuse.compile(m).run(None, {"x": x})[0], np.pad(x, ((1, 0), (0, 2))))

@@ -140,6 +140,10 @@ def test_save_and_compile_overwrite_in_python(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cm.save(empty) == empty and (empty / "manifest.json").is_file()  # an empty directory is fine
+    umask = os.umask(0)
+    os.umask(umask)
+    for d in (dest, empty):  # the umask's permissions, not mkdtemp's 0700
+        assert d.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_the_compile_cache_follows_the_same_rules(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ import errno
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -133,7 +134,7 @@ def staged(dest: Path, check=check_empty):
     check(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        tmp = _sibling(dest)
     except OSError as e:
         raise ArtifactError(f"{dest}: cannot create a directory beside it ({e.strerror or e})") from None
     try:
@@ -146,6 +147,18 @@ def staged(dest: Path, check=check_empty):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _sibling(dest: Path) -> Path:
+    """A new empty directory beside ``dest``, with the permissions the umask gives (mkdtemp's
+    are 0700, which the renamed directory would keep)."""
+    while True:
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}")
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def _move_into_place(tmp: Path, dest: Path, *, replace: bool) -> None:

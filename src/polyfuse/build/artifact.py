@@ -131,12 +131,12 @@ def staged(dest: Path, check=check_empty):
     succeeded; then the sibling is renamed to ``dest``. When the block fails, or is interrupted,
     the sibling is removed and ``dest`` is left untouched."""
     dest = Path(dest)
-    check(dest)
     try:
+        check(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = _sibling(dest)
     except OSError as e:
-        raise ArtifactError(f"{dest}: cannot create a directory beside it ({e.strerror or e})") from None
+        raise ArtifactError(f"{dest}: cannot write there ({e.strerror or e})") from None
     try:
         yield tmp
         _move_into_place(tmp, dest, replace=check(dest))
@@ -168,7 +168,7 @@ def _move_into_place(tmp: Path, dest: Path, *, replace: bool) -> None:
     except OSError as e:
         if not replace or e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
             raise ArtifactError(f"{dest}: cannot move the new directory into place "
-                                f"({e.strerror}; did something write into {dest} meanwhile?)") from None
+                                f"({e.strerror or e}; did something write into {dest} meanwhile?)") from None
     aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
     old = aside / "artifact"
     try:

@@ -118,7 +118,7 @@ def _hammer(call, inputs, refs, n_threads=8, calls=50) -> list:
 def test_concurrent_runs_on_one_model_match_serial_runs(threads):
     """run() releases the GIL and every call shares the model's arena: calls from 8 Python
     threads at once must each return exactly (bit for bit) what the same call returns alone.
-    (Without the lock in pf_run, 8 to 215 of the 400 results were wrong in five runs.)"""
+    (Without the lock in pf_run, 8 to 215 of the 400 results were wrong in four runs.)"""
     m = _residual_chain()
     cm = polyfuse.compile(m, threads=threads)
     xs = [np.random.default_rng(10 + i).standard_normal((64, 128)).astype(np.float32) for i in range(16)]

@@ -25,8 +25,11 @@ size_t pf_output_bytes(int i);
 // Returns NULL on failure and writes a message into err (err_len bytes).
 void* pf_create(const char* weights_path, int nthreads, char* err, size_t err_len);
 // Run one inference. inputs[i]/outputs[i] point to contiguous buffers of the sizes above.
-// Returns 0 on success. Not reentrant per instance.
+// Returns 0 on success. Thread-safe: calls on one instance from several threads are serialised
+// (each takes the instance's lock; they share its arena), calls on different instances run
+// concurrently (they share the library's thread pool, see pf_pool.h).
 int pf_run(void* model, const void* const* inputs, void* const* outputs);
+// Frees the instance; no pf_run or pf_wake on it may be running or follow.
 void pf_destroy(void* model);
 // Optional (look it up before calling; libraries from before it lack it): wakes the instance's
 // worker threads if they are asleep, so a pf_run that follows soon finds them running. Call it

@@ -1,6 +1,7 @@
 """The Python API: ``polyfuse.compile`` and ``polyfuse.load``."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from .build.artifact import FORMAT, check_replaceable, read_manifest, write_arti
 from .codegen.templates import render
 from .build.compiler import RUNTIME_SOURCES
 from .pipeline import Compilation, compile_model
-from .runtime.model import CompiledModel, load  # noqa: F401
+from .runtime.model import CompiledModel, check_threads, load  # noqa: F401
 
 
 def _manifest(comp: Compilation, target: str) -> dict:
@@ -34,37 +35,49 @@ def _manifest(comp: Compilation, target: str) -> dict:
     }
 
 
-def build_artifact(model, directory, *, target: str = "host", shapes=None, fusion: bool = True
-                   ) -> tuple[Path, dict, Compilation | None]:
+def build_artifact(model, directory, *, target: str = "host", shapes=None, fusion: bool = True,
+                   overwrite: bool = False) -> tuple[Path, dict, Compilation | None]:
     """Compile ``model`` and write its artifact directory; returns (directory, manifest, compilation).
 
-    An unchanged model compiled with the same options and polyfuse is copied from the compile
-    cache instead (see build/artifact_cache.py); the compilation is then None."""
+    ``directory`` must be absent, empty, or (with ``overwrite``) an earlier artifact holding only
+    files polyfuse writes (see build/artifact.py); this is checked before compiling. If the
+    compile fails, ``directory`` is left as it was. An unchanged model compiled with the same
+    options and polyfuse is copied from the compile cache instead (see build/artifact_cache.py);
+    the compilation is then None."""
     directory = Path(directory)
-    check_replaceable(directory)
+    check_replaceable(directory, overwrite)
     k = artifact_cache.key(model, target=target, shapes=shapes, fusion=fusion)
-    if k and artifact_cache.fetch(k, directory):
+    if k and artifact_cache.fetch(k, directory, overwrite=overwrite):
         return directory, read_manifest(directory), None
     comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
     cmake = render("cmake/CMakeLists.txt.j2", version=__version__,
                    sources=["model.cpp"] + [f"runtime/{s}" for s in RUNTIME_SOURCES])
     manifest = _manifest(comp, target)
     path = write_artifact(directory, source=comp.source, cmake=cmake, library=comp.library, manifest=manifest,
-                          write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan))
+                          write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan), overwrite=overwrite)
     if k:
         artifact_cache.store(k, path)
     return path, manifest, comp
 
 
 def compile(model, target: str = "host", *, shapes: dict | None = None, threads: int | None = None,
-            fusion: bool = True, output_dir=None) -> CompiledModel:
+            fusion: bool = True, output_dir=None, overwrite: bool = False) -> CompiledModel:
     """Compile an ONNX model (path, ``onnx.ModelProto``, bytes, or a polyfuse Graph).
 
-    ``shapes`` binds symbolic input dims, e.g. ``{"input_ids": (1, 128)}``; ``threads``
-    defaults to all cores; ``fusion=False`` compiles one kernel per operator. The artifact goes to ``output_dir`` if given, else to a temporary
-    directory owned by the returned model (``CompiledModel.save`` keeps a copy).
+    ``shapes`` binds symbolic input dims, e.g. ``{"input_ids": (1, 128)}``; ``threads`` (>= 1)
+    defaults to all cores; ``fusion=False`` compiles one kernel per operator. The artifact goes
+    to ``output_dir`` if given (an absent or empty directory, or with ``overwrite=True`` an
+    earlier artifact; see :func:`build_artifact`), else to a temporary directory owned by the
+    returned model (``CompiledModel.save`` keeps a copy). A failed compile leaves nothing behind.
     """
+    check_threads(threads)
     owned = output_dir is None
-    directory = Path(tempfile.mkdtemp(prefix="polyfuse-")) / "model" if owned else Path(output_dir)
-    build_artifact(model, directory, target=target, shapes=shapes, fusion=fusion)
-    return CompiledModel(directory, threads, _owned_tmp=owned)
+    root = Path(tempfile.mkdtemp(prefix="polyfuse-")) if owned else None
+    directory = root / "model" if owned else Path(output_dir)
+    try:
+        build_artifact(model, directory, target=target, shapes=shapes, fusion=fusion, overwrite=overwrite)
+        return CompiledModel(directory, threads, _owned_tmp=owned)
+    except BaseException:
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise

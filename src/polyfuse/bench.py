@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from .errors import InputError
+
 
 def sample_inputs(model) -> dict:
     """Deterministic inputs valid for any model: ones for integer inputs, normal floats otherwise."""
@@ -94,8 +96,11 @@ def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle_s: float = 
 
 def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | None = None) -> str:
     from .api import compile as pf_compile
+    from .runtime.model import check_threads
 
-    threads = threads or os.cpu_count() or 1
+    if repeat < 1:
+        raise InputError(f"repeat must be >= 1, got {repeat}")
+    threads = check_threads(threads) or os.cpu_count() or 1
     model = pf_compile(path, "host", shapes=shapes, threads=threads)
     feeds = sample_inputs(model)
     fns = {"polyfuse": lambda: model.run(None, feeds)}

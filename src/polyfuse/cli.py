@@ -57,7 +57,7 @@ def cmd_compile(args) -> int:
     out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
     t0 = time.perf_counter()
     path, manifest, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape),
-                                          fusion=not args.no_fusion)
+                                          fusion=not args.no_fusion, overwrite=args.force)
     st = manifest["stats"]
     if comp is None:
         how = "unchanged model: artifact from the compile cache"
@@ -118,16 +118,15 @@ def _compiled(model, args):
 def cmd_run(args) -> int:
     import numpy as np
 
-    from .build.artifact import staged
+    from .build.artifact import check_empty, staged
 
+    dest = Path(args.output)
+    check_empty(dest)  # before the work; staged() checks again, and never deletes anything
     feeds = _load_inputs(args.input)
     cm = _compiled(args.model, args)
     outs = cm.run(None, feeds)
-    dest = Path(args.output)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise InputError(f"-o {dest}: exists and is not empty")
     taken: set = set()
-    with staged(dest) as tmp:
+    with staged(dest, check_empty) as tmp:
         for name, arr in zip(cm.output_names, outs):
             fname = _safe_filename(name, taken) + ".npy"
             np.save(tmp / fname, arr)
@@ -160,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model into an artifact directory")
     c.add_argument("model", help="path to an .onnx file")
     c.add_argument("--target", default="host", help="host (default); android-cpu, android-gpu are planned")
-    c.add_argument("-o", "--output", help="artifact directory (default: MODEL_STEM.TARGET)")
+    c.add_argument("-o", "--output", help="artifact directory (default: MODEL_STEM.TARGET); must be absent or empty")
+    c.add_argument("--force", action="store_true",
+                   help="replace an existing artifact there (refused if it holds files polyfuse did not write)")
     _add_common(c, threads=False)
     c.set_defaults(func=cmd_compile)
 

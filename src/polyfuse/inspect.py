@@ -5,6 +5,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .errors import InputError
 from .fusion.classify import mapping_type
 from .kernel import lower_graph
 from .pipeline import frontend, kernels
@@ -53,10 +54,12 @@ def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = 
         from .visualize import groups_from_lowered, render_html, render_svg
 
         groups = groups_from_lowered(comp.lowered)
-        if svg:
-            Path(svg).write_text(render_svg(comp.graph, groups, title=s["model"]), encoding="utf-8")
-        if html:
-            Path(html).write_text(render_html(comp.graph, groups, title=s["model"]), encoding="utf-8")
+        for flag, path, render in (("--svg", svg, render_svg), ("--html", html, render_html)):
+            if path:
+                try:
+                    Path(path).write_text(render(comp.graph, groups, title=s["model"]), encoding="utf-8")
+                except OSError as e:
+                    raise InputError(f"{flag} {path}: cannot write it ({e.strerror or e})") from None
     refusals = [str(r) for r in report.refusals] if report else []
     if as_json:
         if explain:

@@ -66,12 +66,17 @@ def check_target(target: str) -> None:
 def frontend(model, shapes=None) -> Compilation:
     """Import and optimise the graph: everything up to kernels."""
     t0 = time.perf_counter()
-    graph = model if isinstance(model, Graph) else import_onnx(model)
+    if isinstance(model, Graph):
+        graph = model
+        graph.verify()  # import_onnx verifies what it builds
+    else:
+        graph = import_onnx(model)
     comp = Compilation(graph, len(graph.nodes))
     comp.timings["import"] = round(time.perf_counter() - t0, 3)
     log.info("imported %s: %d nodes, opset %d", graph.name, comp.onnx_nodes, graph.opset)
     with _Stage(comp, "bind_shapes"):
         bind_shapes(graph, shapes)
+    graph.verify()  # now with every input's size: none too large for the shape inference below
     for note in graph.notes:
         log.warning("note: %s", note)
     with _Stage(comp, "fold_constants", "folding constants and inferring shapes"):

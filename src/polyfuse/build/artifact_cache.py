@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from .artifact import copy_artifact
+from .artifact import MANIFEST, copy_artifact, copy_files
 from .cache import cache_dir, digest
 from .compiler import compiler_id, cxx, host_flags
 
@@ -56,9 +57,11 @@ def key(model, *, target: str, shapes, fusion: bool) -> str | None:
         return None  # not a readable file or bytes: the frontend reports or handles it
     from .. import __version__
 
-    try:
-        shape_key = sorted((str(k), tuple(int(d) for d in v)) for k, v in (shapes or {}).items())
-    except (TypeError, ValueError):
+    try:  # exactly the ints bind_shapes accepts: a shape it would refuse must not hit the cache
+        shape_key = sorted((str(k), tuple(operator.index(d) for d in v)) for k, v in (shapes or {}).items())
+        if any(type(d) is bool for v in (shapes or {}).values() for d in v):
+            return None
+    except (AttributeError, TypeError, ValueError):
         return None  # the frontend reports bad shapes
     return digest("artifact", __version__, _polyfuse_source_digest(), compiler_id(cxx()), *host_flags(),
                   target, shape_key, fusion, h.hexdigest())
@@ -89,12 +92,13 @@ def _link_or_copy(src, dst) -> None:
     shutil.copy2(src, dst)
 
 
-def fetch(k: str, dest: Path) -> bool:
-    """Materialise the cached artifact ``k`` at ``dest`` (atomically); False on a miss."""
+def fetch(k: str, dest: Path, *, overwrite: bool = False) -> bool:
+    """Materialise the cached artifact ``k`` at ``dest`` (atomically, under the same rules as
+    writing one: see build/artifact.py); False on a miss."""
     entry = cache_dir() / "artifacts" / k
-    if not (entry / "manifest.json").is_file():
+    if not (entry / MANIFEST).is_file():
         return False
-    copy_artifact(entry, dest, _link_or_copy)
+    copy_artifact(entry, dest, _link_or_copy, overwrite=overwrite)
     return True
 
 
@@ -107,7 +111,10 @@ def store(k: str, artifact: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{k}.", dir=root))
     try:
-        shutil.copytree(artifact, tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+        copy_files(artifact, tmp, _link_or_copy)
         os.replace(tmp, entry)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:  # interrupted: leave no half entry behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -6,11 +6,13 @@ reused when the source, the kernels, the flags and the compiler are all the same
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,15 +51,22 @@ def host_flags() -> list[str]:
 
 
 def _run(cmd: list[str], what: str) -> None:
+    """Run a compiler command; on failure raise BuildError naming a log file that keeps the
+    command and the compiler's whole output (a temporary file ``polyfuse-build-*.log``, left
+    on purpose for the bug report; it is the only thing a failed build leaves)."""
     try:
         r = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as e:
         raise BuildError(f"cannot run {cmd[0]}: {e}") from None
     if r.returncode != 0:
-        log = Path(tempfile.mkdtemp(prefix="polyfuse-build-")) / "compiler.log"
-        log.write_text(" ".join(cmd) + "\n\n" + r.stdout + r.stderr)
-        first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:300])
-        raise BuildError(f"compiling {what} failed (this is a polyfuse bug; full log: {log}): {first}")
+        fd, log = tempfile.mkstemp(prefix="polyfuse-build-", suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            f.write(" ".join(cmd) + "\n\n" + r.stdout + r.stderr)
+        first = (next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip()[:300])
+                 or f"{cmd[0]} exited with status {r.returncode}")
+        e = BuildError(f"compiling {what} failed (this is a polyfuse bug; full log: {log}): {first}")
+        e.log = Path(log)
+        raise e
 
 
 def _runtime_objects(exe: str, flags: list[str]) -> list[Path]:
@@ -69,10 +78,17 @@ def _runtime_objects(exe: str, flags: list[str]) -> list[Path]:
     if all(o.exists() for o in objs):
         return objs
     out.mkdir(parents=True, exist_ok=True)
-    for src, obj in zip(RUNTIME_SOURCES, objs):
-        tmp = obj.with_suffix(f".{os.getpid()}.tmp.o")
-        _run([exe, *flags, "-I", str(kdir), "-c", str(kdir / src), "-o", str(tmp)], f"kernels/{src}")
-        os.replace(tmp, obj)
+    try:
+        for src, obj in zip(RUNTIME_SOURCES, objs):
+            tmp = obj.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.o")
+            try:
+                _run([exe, *flags, "-I", str(kdir), "-c", str(kdir / src), "-o", str(tmp)], f"kernels/{src}")
+                os.replace(tmp, obj)
+            finally:
+                tmp.unlink(missing_ok=True)
+    finally:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only when empty: a failed first build leaves no entry
     return objs
 
 
@@ -87,17 +103,36 @@ def build_shared_library(source: str, *, flags: list[str] | None = None) -> tupl
     lib = cache_dir() / "libs" / key / "libpfmodel.so"
     if lib.exists():
         return lib, True
-    with ThreadPoolExecutor(1) as pool:  # runtime objects build while the model compiles
-        objs_future = pool.submit(_runtime_objects, exe, flags)
-        lib.parent.mkdir(parents=True, exist_ok=True)
-        src = lib.parent / f"model.{os.getpid()}.cpp"
-        src.write_text(source)
-        obj = src.with_suffix(".o")
-        _run([exe, *flags, "-I", str(kdir), "-c", str(src), "-o", str(obj)], "the generated model source")
-        objs = objs_future.result()
-    tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-    _run([exe, *flags, "-shared", "-o", str(tmp), str(obj), *map(str, objs)], "the model library (link)")
-    os.replace(tmp, lib)
-    src.unlink(missing_ok=True)
-    obj.unlink(missing_ok=True)
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build.", dir=lib.parent))  # this build's own files
+    try:
+        with ThreadPoolExecutor(1) as pool:  # runtime objects build while the model compiles
+            objs_future = pool.submit(_runtime_objects, exe, flags)
+            try:
+                src = work / "model.cpp"
+                src.write_text(source)
+                _run([exe, *flags, "-I", str(kdir), "-c", str(src), "-o", str(work / "model.o")],
+                     "the generated model source")
+            except BaseException:
+                _drop_log(objs_future)  # the model's error is the one reported
+                raise
+            objs = objs_future.result()
+        _run([exe, *flags, "-shared", "-o", str(work / "lib.so"), str(work / "model.o"), *map(str, objs)],
+             "the model library (link)")
+        os.replace(work / "lib.so", lib)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            lib.parent.rmdir()  # only when empty: a failed first build leaves no entry
     return lib, False
+
+
+def _drop_log(future) -> None:
+    """Wait for ``future``; if it failed too, remove its compiler log (only one is reported)."""
+    try:
+        future.result()
+    except BuildError as e:
+        if getattr(e, "log", None):
+            e.log.unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - reported by the model's own failure
+        pass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,9 @@ from onnx import numpy_helper
 
 from ..errors import ModelError, UnsupportedError
 from ..ir import Graph, Node, Value
-from ..ops.reference import SUPPORTED_OPS
+from .check_model import DEFAULT_DOMAINS, check_names, check_nodes, check_operators
 
 MIN_OPSET, MAX_OPSET = 13, 21
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def load_onnx(model) -> onnx.ModelProto:
@@ -37,6 +35,9 @@ def load_onnx(model) -> onnx.ModelProto:
             raise ModelError(f"model bytes are not a valid ONNX model ({_short(e)})") from None
         _check_no_external(proto, "model bytes")
         return proto
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"expected a model as a path, bytes, onnx.ModelProto or polyfuse Graph, got "
+                         f"{type(model).__name__}")
     path = Path(os.fspath(model))
     if not path.exists():
         raise ModelError(f"{path}: no such file")
@@ -92,24 +93,11 @@ def _load_external(proto: onnx.ModelProto, path: Path) -> None:
         raise ModelError(f"{path}: could not read external data ({_short(e)})") from None
 
 
-def _opset(proto: onnx.ModelProto, where: str) -> int:
+def _opset(proto: onnx.ModelProto) -> int | None:
     for imp in proto.opset_import:
-        if imp.domain in _DEFAULT_DOMAINS:
+        if imp.domain in DEFAULT_DOMAINS:
             return int(imp.version)
-    raise ModelError(f"{where}: model declares no default-domain opset")
-
-
-def _check_supported(proto: onnx.ModelProto, opset: int, where: str) -> None:
-    bad: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for i, n in enumerate(proto.graph.node):
-        if n.domain not in _DEFAULT_DOMAINS or n.op_type not in SUPPORTED_OPS:
-            bad[(n.domain or "ai.onnx", n.op_type)].append(n.name or f"#{i}")
-    if bad:
-        lines = [f"{where}: {len(bad)} unsupported operator type(s) (model opset {opset}):"]
-        for (dom, op), names in sorted(bad.items()):
-            shown = ", ".join(names[:8]) + (f", ... ({len(names)} nodes)" if len(names) > 8 else "")
-            lines.append(f"  {dom}::{op}  nodes: {shown}")
-        raise UnsupportedError("\n".join(lines))
+    return None
 
 
 _NP_OF_ONNX = {
@@ -132,6 +120,8 @@ def _value_from_type_proto(name: str, tp: onnx.TypeProto, where: str) -> Value:
         dims = []
         for k, d in enumerate(tt.shape.dim):
             if d.HasField("dim_value"):
+                if d.dim_value < 0:
+                    raise ModelError(f"{where}: value {name!r} has a negative dimension ({d.dim_value}) at axis {k}")
                 dims.append(int(d.dim_value))
             else:
                 dims.append(sympy.Symbol(d.dim_param or f"{name}_dim{k}", integer=True, positive=True))
@@ -168,17 +158,22 @@ def import_onnx(model, name: str | None = None) -> Graph:
     """Import ``model`` (path, bytes or ModelProto) into a Graph, or raise a PolyfuseError."""
     where = str(model) if isinstance(model, (str, os.PathLike)) else "model"
     proto = load_onnx(model)
-    opset = _opset(proto, where)
+    opset = _opset(proto)
+    if opset is None:
+        check_operators(proto, opset, where)  # a model of other domains only: say which
+        raise ModelError(f"{where}: model declares no default-domain (ai.onnx) opset")
     if proto.functions:
         try:
             proto = onnx.inliner.inline_local_functions(proto)
         except Exception as e:
             raise ModelError(f"{where}: could not inline the model's local functions ({_short(e)})") from None
-    _check_supported(proto, opset, where)
+    check_operators(proto, opset, where)
     converted_from = None
     if opset < MIN_OPSET:
         proto, converted_from, opset = upgrade_opset(proto, opset, where), opset, MIN_OPSET
-        _check_supported(proto, opset, where)  # the converter may have rewritten an op into others
+        check_operators(proto, opset, where)  # the converter may have rewritten an op into others
+    check_names(proto, where)
+    check_nodes(proto, opset, where)
 
     g = proto.graph
     values: dict[str, Value] = {}
@@ -216,6 +211,7 @@ def import_onnx(model, name: str | None = None) -> Graph:
             v.dtype = declared.dtype
     graph = Graph(nodes, values, inputs, outputs, opset, name or (g.name or "model"))
     graph.nodes = _toposort(graph, where)
+    graph.verify(where)
     if converted_from is not None:
         graph.notes.append(f"model opset {converted_from} converted to {MIN_OPSET} with onnx.version_converter")
     if opset > MAX_OPSET:

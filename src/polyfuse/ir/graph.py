@@ -7,11 +7,16 @@ initializers and folded results) carry their data in ``Value.const``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sympy
+
+from ..errors import ModelError, UnsupportedError
+
+MAX_ELEMENTS = 2**31 - 1  # per tensor: the kernels' GEMM dimensions and some strides are 32-bit
 
 
 @dataclass
@@ -76,18 +81,33 @@ class Graph:
                     uses.setdefault(i, []).append(n)
         return uses
 
-    def verify(self) -> None:
-        """Check SSA form and topological order; raise AssertionError naming the first defect."""
-        defined = set(self.inputs) | {v.name for v in self.values.values() if v.is_const}
+    def verify(self, where: str = "graph") -> None:
+        """Check SSA form, topological order and tensor sizes; raise ModelError naming the first
+        defect (UnsupportedError for a tensor larger than MAX_ELEMENTS). Never an assert: the
+        checks must hold under ``python -O`` too."""
+        defined = {n: "a graph input" for n in self.inputs}
+        defined.update({v.name: "a constant" for v in self.values.values() if v.is_const})
         for n in self.nodes:
+            node = f"node {n.name!r} ({n.op_type})"
             for i in n.inputs:
-                assert not i or i in defined, f"node {n.name!r} ({n.op_type}) uses undefined value {i!r}"
+                if i and i not in defined:
+                    raise ModelError(f"{where}: {node} uses value {i!r}, which nothing defines before it")
             for o in n.outputs:
-                assert not o or o not in defined, f"value {o!r} is defined twice (node {n.name!r})"
-                assert not o or o in self.values, f"output {o!r} of node {n.name!r} has no Value"
-                defined.add(o)
+                if o and o in defined:
+                    raise ModelError(f"{where}: value {o!r} is produced twice: by {defined[o]} and by {node}")
+                if o and o not in self.values:
+                    raise ModelError(f"{where}: output {o!r} of {node} has no Value")
+                if o:
+                    defined[o] = node
         for o in self.outputs:
-            assert o in defined, f"graph output {o!r} is never defined"
+            if o not in defined:
+                raise ModelError(f"{where}: graph output {o!r} is produced by no node (nor is it an input or constant)")
+        for v in self.values.values():
+            if v.shape is not None and all(isinstance(d, (int, np.integer)) for d in v.shape):
+                if math.prod(int(d) for d in v.shape) > MAX_ELEMENTS:
+                    raise UnsupportedError(f"{where}: tensor {v.name!r} has shape {dims_str(v.shape)}, "
+                                           f"{math.prod(int(d) for d in v.shape)} elements; polyfuse compiles tensors "
+                                           f"of at most 2^31-1 elements")
 
     def __str__(self) -> str:
         return print_graph(self)

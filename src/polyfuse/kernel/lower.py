@@ -72,7 +72,7 @@ class _Ctx:
 
     def scalar(self, k: int, default=0):
         v = self.inputs[k] if k < len(self.inputs) else None
-        if v is None:
+        if v is None or (v.is_const and v.const.size == 0):  # an empty tensor: the default, as the reference
             return sympy.Integer(default)
         if not v.is_const:
             return self.load(k, ())

@@ -22,6 +22,8 @@ def _transpose(n: NodeArgs) -> np.ndarray:
 
 def reshape_target(in_shape: tuple[int, ...], shape: list[int], allowzero: bool) -> list[int]:
     """Resolve ONNX Reshape's shape: 0 copies the input dim (unless allowzero), -1 is inferred."""
+    if any(d < -1 for d in shape) or (not allowzero and any(d == 0 for d in shape[len(in_shape):])):
+        raise ValueError(f"Reshape: invalid shape {shape} for input {list(in_shape)} (a 0 copies an input dim)")
     out = [in_shape[i] if (d == 0 and not allowzero) else d for i, d in enumerate(shape)]
     if out.count(-1) > 1:
         raise ValueError(f"Reshape: more than one -1 in {shape}")
@@ -43,6 +45,8 @@ def _reshape(n: NodeArgs) -> np.ndarray:
 def _flatten(n: NodeArgs) -> np.ndarray:
     x = n.inputs[0]
     axis = int(n.attr("axis", 1))
+    if not -x.ndim <= axis <= x.ndim:
+        raise ValueError(f"Flatten: axis {axis} out of range for rank {x.ndim}")
     axis = axis + x.ndim if axis < 0 else axis
     outer = int(np.prod(x.shape[:axis]))
     return np.array(x.reshape(outer, int(np.prod(x.shape[axis:]))))
@@ -121,6 +125,11 @@ def _slice(n: NodeArgs) -> np.ndarray:
     starts, ends = int_list(n.inputs[1]), int_list(n.inputs[2])
     axes = int_list(n.input(3)) or list(range(len(starts)))
     steps = int_list(n.input(4)) or [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ValueError(f"Slice: starts, ends, axes, steps have lengths {len(starts)}, {len(ends)}, {len(axes)}, "
+                         f"{len(steps)}; they must be equal")
+    if len({norm_axis(a, x.ndim) for a in axes}) != len(axes):
+        raise ValueError(f"Slice: repeated axis in {axes}")
     index = [slice(None)] * x.ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = norm_axis(axis, x.ndim)
@@ -146,6 +155,8 @@ def _split(n: NodeArgs) -> list[np.ndarray]:
     x = n.inputs[0]
     axis = norm_axis(int(n.attr("axis", 0)), x.ndim)
     sizes = _split_sizes(n, x.shape[axis])
+    if len(sizes) != n.num_outputs or any(s < 0 for s in sizes):
+        raise ValueError(f"Split: sizes {sizes} for {n.num_outputs} outputs")
     if sum(sizes) != x.shape[axis]:
         raise ValueError(f"Split: sizes {sizes} do not add up to {x.shape[axis]}")
     bounds = np.cumsum(sizes)[:-1]
@@ -176,6 +187,8 @@ def _pad(n: NodeArgs) -> np.ndarray:
     if mode not in _PAD_MODES or (mode == "wrap" and n.opset < 19):
         raise ValueError(f"Pad: mode {mode!r} not available at opset {n.opset}")
     pads = _full_pads(n, x.ndim)
+    if any(b + e + d < 0 for (b, e), d in zip(pads, x.shape)):
+        raise ValueError(f"Pad: pads {pads} crop more than the input's shape {list(x.shape)}")
     crop = tuple(slice(-min(b, 0), dim + min(e, 0)) for (b, e), dim in zip(pads, x.shape))
     x = x[crop]
     widths = [(max(b, 0), max(e, 0)) for b, e in pads]

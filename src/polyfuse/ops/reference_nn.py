@@ -101,6 +101,9 @@ def _layer_norm(n: NodeArgs) -> list[np.ndarray]:
     axis = norm_axis(int(n.attr("axis", -1)), x.ndim)
     eps = float(n.attr("epsilon", 1e-5))
     axes = tuple(range(axis, x.ndim))
+    for name, t in (("Scale", scale), ("B", bias)):  # numpy would broadcast them over X's leading axes too
+        if t is not None and np.broadcast_shapes(t.shape, x.shape[axis:]) != x.shape[axis:]:
+            raise ValueError(f"{name} {list(t.shape)} does not broadcast to the normalized shape {list(x.shape[axis:])}")
     wide = x.astype(np.float64)
     mean = np.mean(wide, axis=axes, keepdims=True)
     inv_std = 1.0 / np.sqrt(np.mean((wide - mean) ** 2, axis=axes, keepdims=True) + eps)

@@ -7,6 +7,7 @@ from the user's ``shapes`` (``--shape input_ids=1,128``); a symbol the user leav
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
 from ..errors import InputError
@@ -17,7 +18,7 @@ DEFAULT_DIM = 1
 
 
 def bind_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    shapes = dict(shapes or {})
+    shapes = _checked(shapes)
     unknown = sorted(set(shapes) - set(graph.inputs))
     if unknown:
         raise InputError(f"--shape names {unknown}, which are not inputs of the model "
@@ -28,7 +29,6 @@ def bind_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]] | None = None) 
         given = shapes.get(name)
         if given is None:
             continue
-        given = tuple(int(d) for d in given)
         if any(d < 0 for d in given):
             raise InputError(f"--shape {name}: negative dimension in {given}")
         if v.shape is not None and len(v.shape) != len(given):
@@ -57,3 +57,21 @@ def bind_shapes(graph: Graph, shapes: dict[str, tuple[int, ...]] | None = None) 
         if v.shape is not None and not v.is_const:
             v.shape = None
     return graph
+
+
+def _checked(shapes) -> dict[str, tuple[int, ...]]:
+    """``shapes`` as {input name: tuple of ints}, or InputError saying what is wrong with it."""
+    if shapes is None:
+        return {}
+    if not isinstance(shapes, dict):
+        raise InputError(f"shapes must be a dict of input name -> dims, got {type(shapes).__name__}")
+    out = {}
+    for name, dims in shapes.items():
+        try:
+            given = tuple(dims)
+        except TypeError:
+            given = None
+        if given is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in given):
+            raise InputError(f"--shape {name}: expected a sequence of whole numbers, got {dims!r}")
+        out[name] = tuple(int(d) for d in given)
+    return out

@@ -49,20 +49,44 @@ def _infer_elementwise(graph: Graph, node: Node) -> None:
     v.dtype, v.shape = out.dtype, tuple(int(d) for d in shape)
 
 
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return tuple(np.broadcast_shapes(shape, target)) == tuple(target)
+    except ValueError:
+        return False
+
+
 def _infer_contraction(graph: Graph, node: Node) -> None:
     """MatMul/Gemm shapes by numpy's rules, without multiplying zeros."""
     a, b = graph.values[node.inputs[0]], graph.values[node.inputs[1]]
+    mismatch = UnsupportedError(f"node {node.name!r} ({node.op_type}): shapes {list(a.shape)} and {list(b.shape)} "
+                                "do not multiply")
     if node.op_type == "Gemm":
-        m = a.shape[1] if node.attrs.get("transA", 0) else a.shape[0]
-        n = b.shape[0] if node.attrs.get("transB", 0) else b.shape[1]
+        if len(a.shape) != 2 or len(b.shape) != 2:
+            raise UnsupportedError(f"node {node.name!r} (Gemm): inputs must be 2-D, got {list(a.shape)} and "
+                                   f"{list(b.shape)}")
+        m, k = a.shape[::-1] if node.attrs.get("transA", 0) else a.shape
+        k2, n = b.shape[::-1] if node.attrs.get("transB", 0) else b.shape
+        if k != k2:
+            raise mismatch
+        c = node.input(2)
+        if c and not _broadcasts_to(graph.values[c].shape, (m, n)):
+            raise UnsupportedError(f"node {node.name!r} (Gemm): C {list(graph.values[c].shape)} does not "
+                                   f"broadcast to [{m}, {n}]")
         shape = (m, n)
     else:
+        if not a.shape or not b.shape:
+            raise UnsupportedError(f"node {node.name!r} (MatMul): inputs must have rank 1 or more, got "
+                                   f"{list(a.shape)} and {list(b.shape)}")
         sa = a.shape if len(a.shape) > 1 else (1,) + tuple(a.shape)
         sb = b.shape if len(b.shape) > 1 else tuple(b.shape) + (1,)
+        try:
+            batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+        except ValueError:
+            raise mismatch from None
         if sa[-1] != sb[-2]:
-            raise UnsupportedError(f"node {node.name!r} (MatMul): shapes {list(a.shape)} and {list(b.shape)} "
-                                   "do not multiply")
-        shape = tuple(np.broadcast_shapes(sa[:-2], sb[:-2])) + (sa[-2],) * (len(a.shape) > 1) + \
+            raise mismatch
+        shape = batch + (sa[-2],) * (len(a.shape) > 1) + \
             (sb[-1],) * (len(b.shape) > 1)
     v = graph.values[node.outputs[0]]
     v.dtype, v.shape = np.dtype(a.dtype), tuple(int(d) for d in shape)

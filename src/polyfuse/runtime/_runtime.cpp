@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -56,6 +57,10 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // Byte sizes of the inputs and outputs the library was compiled for (pf_input_bytes ...).
+  const std::vector<size_t>& input_bytes() const { return in_bytes_; }
+  const std::vector<size_t>& output_bytes() const { return out_bytes_; }
+
   // Wakes the model's worker threads ahead of run() (pf_wake); a no-op for libraries without it.
   void wake() {
     if (wake_ && model_) wake_(model_);
@@ -73,7 +78,11 @@ class Session {
     }
     int rc;
     {
+      // The lock is taken with the GIL released, so a thread waiting for it never blocks one that
+      // needs the GIL. Libraries from this polyfuse serialise pf_run themselves (pf_model_abi.h);
+      // this lock also covers artifacts built before they did.
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> hold(run_mu_);
       rc = run_(model_, in.data(), out.data());
     }
     if (rc != 0) throw std::runtime_error("model run failed with code " + std::to_string(rc));
@@ -99,6 +108,7 @@ class Session {
   RunFn run_ = nullptr;
   DestroyFn destroy_ = nullptr;
   WakeFn wake_ = nullptr;
+  std::mutex run_mu_;
   std::vector<size_t> in_bytes_, out_bytes_;
 };
 }  // namespace
@@ -109,6 +119,8 @@ PYBIND11_MODULE(_runtime, m) {
   py::class_<Session>(m, "Session")
       .def(py::init<const std::string&, const std::string&, int>(), py::arg("library"), py::arg("weights"),
            py::arg("nthreads"))
+      .def_property_readonly("input_bytes", &Session::input_bytes)
+      .def_property_readonly("output_bytes", &Session::output_bytes)
       .def("wake", &Session::wake)
       .def("run", &Session::run, py::arg("inputs"), py::arg("outputs"));
 }

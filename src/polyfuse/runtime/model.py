@@ -3,9 +3,19 @@
 ``run(output_names, feeds)`` behaves like ``onnxruntime.InferenceSession.run``: feeds is a
 dict of numpy arrays by input name, the result a list in ``output_names`` order (all outputs
 when None).
+
+Threads: ``run()`` may be called on one model from several threads at once. It releases the GIL
+while the kernels run, and the calls on one model run one at a time (they share its arena; the
+model library's ``pf_run`` takes a lock, see kernels/pf_model_abi.h), each with the model's
+thread count; the checks and output allocation of one call overlap another's kernels. For
+throughput from concurrent callers, load one model per caller (``polyfuse.load`` of the same
+artifact): separate models have separate arenas and run at the same time. They share the
+library's one thread pool, though: a parallel loop that finds it busy runs on its calling thread
+alone, so with N callers ``threads=1`` each is the natural choice.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -13,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..build.artifact import LIBRARY, WEIGHTS, copy_artifact, read_manifest
+from ..build.artifact import LIBRARY, MANIFEST, WEIGHTS, copy_artifact, read_manifest
 from ..errors import ArtifactError, InputError
+from .elf import check_library
 from .native import load_runtime
 
 
@@ -25,30 +36,67 @@ class TensorInfo:
     shape: tuple
 
 
-def _infos(entries) -> list[TensorInfo]:
-    return [TensorInfo(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in entries]
+def _infos(manifest: dict, key: str, where: Path) -> list[TensorInfo]:
+    """The manifest's ``inputs``/``outputs``, or ArtifactError naming the file (a hand edit)."""
+    try:
+        infos = [TensorInfo(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in manifest[key]]
+        for i in infos:
+            if not isinstance(i.name, str) or not all(type(d) is int and d >= 0 for d in i.shape):
+                raise ValueError(f"bad name or shape in {i}")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{where}: {key!r} is malformed ({type(e).__name__}: {e}); the manifest was edited "
+                            "or damaged, recompile the model") from None
+    return infos
+
+
+def _check_sizes(infos: list[TensorInfo], library_bytes: list[int], kind: str, where: Path) -> None:
+    """The manifest's tensors against the byte sizes compiled into the library."""
+    if len(infos) != len(library_bytes):
+        raise ArtifactError(f"{where}: lists {len(infos)} {kind}s, the library has {len(library_bytes)}; "
+                            "the manifest was edited or belongs to another build")
+    for info, nbytes in zip(infos, library_bytes):
+        mine = math.prod(info.shape) * info.dtype.itemsize
+        if mine != nbytes:
+            raise ArtifactError(f"{where}: {kind} {info.name!r} is {info.dtype.name}{list(info.shape)} ({mine} bytes), "
+                                f"the library was compiled for {nbytes} bytes; the manifest was edited or belongs "
+                                "to another build")
+
+
+def _describe(dt: np.dtype) -> str:
+    return dt.name if dt.isnative else f"{dt.name}, byte order {dt.str!r}"
 
 
 _MISSING = object()
 
 
+def check_threads(threads) -> int | None:
+    """``threads`` if it is None (all cores) or an integer >= 1, else InputError."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or not 1 <= threads <= 1 << 16):
+        raise InputError(f"threads (--threads) must be a whole number from 1 to 65536, or left out for all cores; "
+                         f"got {threads!r}")
+    return threads
+
+
 class CompiledModel:
     def __init__(self, directory, threads: int | None = None, *, _owned_tmp: bool = False):
         self.directory = Path(directory)
+        self.threads = int(check_threads(threads) or os.cpu_count() or 1)
         self.manifest = read_manifest(self.directory)
-        self.inputs = _infos(self.manifest["inputs"])
-        self.outputs = _infos(self.manifest["outputs"])
-        self.threads = int(threads or os.cpu_count() or 1)
-        if self.threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
+        where = self.directory / MANIFEST
+        self.inputs = _infos(self.manifest, "inputs", where)
+        self.outputs = _infos(self.manifest, "outputs", where)
         lib, weights = self.directory / LIBRARY, self.directory / WEIGHTS
         for f in (lib, weights):
             if not f.is_file():
                 raise ArtifactError(f"{self.directory}: artifact is incomplete, {f.name} is missing")
+        check_library(lib)  # dlopen of a truncated library would crash the process
         try:
             self._session = load_runtime().Session(str(lib), str(weights), self.threads)
         except (RuntimeError, ValueError) as e:
             raise ArtifactError(f"{self.directory}: {e}") from None
+        _check_sizes(self.inputs, self._session.input_bytes, "input", where)
+        _check_sizes(self.outputs, self._session.output_bytes, "output", where)
         self._owned_tmp = _owned_tmp
         self._input_index = {i.name: k for k, i in enumerate(self.inputs)}
         self._output_index = {o.name: k for k, o in enumerate(self.outputs)}
@@ -77,9 +125,14 @@ class CompiledModel:
             if a is _MISSING:
                 raise InputError(f"missing input {info.name!r} ({info.dtype.name}{list(info.shape)})")
             if type(a) is not np.ndarray:
-                a = np.asarray(a)
+                try:
+                    a = np.asarray(a)
+                except (TypeError, ValueError) as e:
+                    raise InputError(f"input {info.name!r}: not an array of {info.dtype.name} ({e})") from None
             if a.dtype != info.dtype:
-                raise InputError(f"input {info.name!r}: expected dtype {info.dtype.name}, got {a.dtype.name}")
+                if a.dtype.newbyteorder("=") != info.dtype:
+                    raise InputError(f"input {info.name!r}: expected dtype {info.dtype.name}, got {_describe(a.dtype)}")
+                a = a.astype(info.dtype)  # the same numbers in the other byte order: swapped, exactly
             if a.shape != info.shape:
                 raise InputError(f"input {info.name!r}: expected shape {list(info.shape)}, got {list(a.shape)} "
                                  f"(the model was compiled for this shape; recompile with "
@@ -88,12 +141,17 @@ class CompiledModel:
         return arrays
 
     def run(self, output_names=None, feeds=None) -> list[np.ndarray]:
+        """Run one inference; thread-safe (concurrent calls on this model are serialised)."""
         # Worker threads asleep after an idle period take ~0.1-0.2 ms to wake: start that now, so
         # it overlaps checking the feeds instead of delaying the first kernels.
         self._session.wake()
         arrays = self._check_feeds(feeds if feeds is not None else {})
         if output_names is not None:
-            wanted = list(output_names)
+            try:
+                wanted = [output_names] if isinstance(output_names, str) else list(output_names)
+            except TypeError:
+                raise InputError(f"output_names must be a list of output names or None, got "
+                                 f"{type(output_names).__name__}") from None
             missing = [n for n in wanted if n not in self._output_index]
             if missing:
                 raise InputError(f"unknown output(s) {missing}; the model's outputs are {self.output_names}")
@@ -104,9 +162,11 @@ class CompiledModel:
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.run(None, feeds)))
 
-    def save(self, directory) -> Path:
-        """Copy this model's artifact (sources, weights, library) to ``directory``."""
-        return copy_artifact(self.directory, Path(directory))
+    def save(self, directory, *, overwrite: bool = False) -> Path:
+        """Copy this model's artifact (sources, weights, library) to ``directory``, which must be
+        absent or empty, or with ``overwrite=True`` an earlier artifact holding only files
+        polyfuse writes (anything else is refused with ArtifactError; nothing is deleted)."""
+        return copy_artifact(self.directory, Path(directory), overwrite=overwrite)
 
     def __del__(self):
         if getattr(self, "_owned_tmp", False):
@@ -114,7 +174,7 @@ class CompiledModel:
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}:{i.dtype.name}{list(i.shape)}" for i in self.inputs)
-        return f"CompiledModel({self.manifest.get('model_name')!r}, target={self.manifest['target']!r}, inputs=({ins}))"
+        return f"CompiledModel({self.manifest.get('model_name')!r}, target={self.manifest.get('target')!r}, inputs=({ins}))"
 
 
 def load(directory, threads: int | None = None) -> CompiledModel:

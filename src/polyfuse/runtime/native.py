@@ -37,8 +37,11 @@ def _build_and_import():
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"tmp{os.getpid()}{suffix}")
-        _run([exe, *flags, str(_SOURCE), "-o", str(tmp), "-ldl"], "the polyfuse runtime module")
-        os.replace(tmp, out)
+        try:
+            _run([exe, *flags, str(_SOURCE), "-o", str(tmp), "-ldl"], "the polyfuse runtime module")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
     spec = importlib.util.spec_from_file_location("polyfuse._runtime", out)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

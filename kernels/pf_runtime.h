@@ -155,6 +155,12 @@ static inline int64_t pf_reflect(int64_t i, int64_t n) {
   return i < n ? i : period - i;
 }
 
+// floor(a / b) for b > 0 (C's / truncates toward zero): index arithmetic that may go negative.
+static inline int64_t pf_floordiv(int64_t a, int64_t b) {
+  const int64_t q = a / b;
+  return q - (a % b != 0 && a < 0);
+}
+
 // Pad mode "wrap": i modulo n, in [0, n).
 static inline int64_t pf_wrapmod(int64_t i, int64_t n) {
   i = i % n;

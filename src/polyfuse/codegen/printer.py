@@ -127,11 +127,16 @@ class CPrinter:
 
     def _func(self, e) -> str:
         f = e.func
-        if f is sympy.floor:  # index arithmetic on non-negative integers: C division floors
-            num, den = sympy.fraction(sympy.together(e.args[0]))
-            return f"({self.p(sympy.expand(num))} / {self.p(den)})"
-        if f is sympy.Mod:
-            return f"({self.p(e.args[0])} % {self.p(e.args[1])})"
+        if f is sympy.floor:  # index arithmetic: C's / and % truncate, so only a provably non-negative
+            num, den = sympy.fraction(sympy.together(e.args[0]))  # numerator may use them directly
+            num = sympy.expand(num)
+            if num.is_nonnegative:
+                return f"({self.p(num)} / {self.p(den)})"
+            return f"pf_floordiv({self.p(num)}, {self.p(den)})"
+        if f is sympy.Mod:  # sympy reduces Mod(97 - 6*i, 33) to Mod(31 - 6*i, 33), negative for i > 5
+            if e.args[0].is_nonnegative:
+                return f"({self.p(e.args[0])} % {self.p(e.args[1])})"
+            return f"pf_wrapmod({self.p(e.args[0])}, {self.p(e.args[1])})"
         args = [self.p(a) for a in e.args]
         if f in _UNARY:
             return f"{_UNARY[f]}({args[0]})"

@@ -94,8 +94,8 @@ def absorb_operand(c: Contraction, which: str, p: Pointwise, shapes, views):
 def absorb_output(c: Contraction, p: Pointwise, shapes, views):
     """``c`` writing ``p``'s (permuted) layout directly, when ``p`` only permutes ``c``'s result."""
     natural = tuple(c.batch) + (c.m, c.n)
-    if tuple(c.out_shape) != natural or c.c_strides is not None:
-        return None
+    if tuple(c.out_shape) != natural or c.c_strides is not None or np.prod(p.shape) != np.prod(natural):
+        return None  # p must be a permutation: an Expand repeats elements the GEMM would write once
     sl = scaled_load(p)
     if sl is None or sl[0] != 1.0:
         return None

@@ -25,6 +25,18 @@ static inline std::common_type_t<A, B> pf_min(A a, B b) {
   else return x < y ? x : y;
 }
 
+// NaN and finiteness tests for any floating type, _Float16 included (std::isnan has no overload
+// for it); integers are never NaN and always finite.
+template <class T>
+static inline bool pf_isnan(T x) {
+  return x != x;
+}
+template <class T>
+static inline bool pf_isfinite(T x) {
+  if constexpr (std::is_integral_v<T>) return true;
+  else return x - x == x - x;  // inf - inf and NaN - NaN are NaN
+}
+
 // c ? a : b with both values already computed (their loads are in range everywhere): a blend.
 // Loads written inside a ?: branch become masked loads when gcc vectorises, and gcc 12.2
 // miscompiles some of those (tests/compiler_bugs/); codegen/printer.py prints this instead.

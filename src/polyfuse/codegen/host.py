@@ -52,6 +52,17 @@ class _Params:
             self.buffers.append(name)
         return f"p{self.buffers.index(name)}"
 
+    def _uses_double(self, loads: dict, exprs) -> bool:
+        """True when the kernel reads or writes float64 or casts to it: its float literals are then
+        printed as double (``0.1``, not ``0.1f``), so float64 arithmetic is not rounded to float32."""
+        f64 = np.dtype(np.float64)
+        if np.dtype(self.graph.values[self.buffers[0]].dtype) == f64:
+            return True
+        if any(np.dtype(self.graph.values[l.buffer].dtype) == f64 for l in loads.values()):
+            return True
+        return any(c.func is F.Cast and F.CAST_DTYPES[int(c.args[1])] == f64
+                   for e in exprs for c in sympy.preorder_traversal(sympy.sympify(e)))
+
     def guarded(self, loads: dict, box) -> set:
         """Loads of ``loads`` that may leave their buffer in ``box`` (see kernel/bounds.py)."""
         return guarded_loads(loads, box, {l.buffer: self.graph.values[l.buffer].shape for l in loads.values()})
@@ -64,7 +75,7 @@ class _Params:
         instead of contiguous loads (tiny BERT's embedding + layer norm: 0.11 -> 0.04 ms).
         Only the indices of loads that ``exprs`` read unconditionally are hoisted: under a
         Select (a Pad of gathered rows) the index may be out of range where it is not read."""
-        pr = CPrinter(dict(extra or {}), single=True, guarded=guarded)
+        pr = CPrinter(dict(extra or {}), single=not self._uses_double(loads, exprs), guarded=guarded)
         hoist = {}
         idx_of = {sym: [sympy.sympify(i).subs(zero) for i in load.index] for sym, load in loads.items()}
         always = _unconditional(exprs, idx_of) if inner is not None else set()

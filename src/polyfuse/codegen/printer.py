@@ -13,13 +13,14 @@ import sympy
 from ..forms import functions as F
 
 C_TYPES = {
-    np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.int64): "int64_t",
-    np.dtype(np.int32): "int32_t", np.dtype(np.bool_): "bool", np.dtype(np.uint8): "uint8_t",
-    np.dtype(np.int8): "int8_t", np.dtype(np.float16): "_Float16",
+    np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "_Float16",
+    np.dtype(np.int64): "int64_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t",
+    np.dtype(np.int8): "int8_t", np.dtype(np.uint64): "uint64_t", np.dtype(np.uint32): "uint32_t",
+    np.dtype(np.uint16): "uint16_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.bool_): "bool",
 }
 
 _UNARY = {F.Exp: "pf_exp", F.Log: "std::log", F.Tanh: "pf_tanh", F.Erf: "pf_erf", F.Sqrt: "std::sqrt",
-          sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "std::isnan", F.IsFinite: "std::isfinite"}
+          sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "pf_isnan", F.IsFinite: "pf_isfinite"}
 _CALLS = {F.Pow: "std::pow", F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
           F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod", F.TruncMod: "pf_trunc_mod", F.FloorMod: "pf_floor_mod"}
 _INFIX = {F.Less: "<", F.Greater: ">", F.LessEq: "<=", F.GreaterEq: ">=", F.Equal: "==",
@@ -51,6 +52,10 @@ def float_literal(x: float, single: bool = True) -> str:
 
 
 def int_literal(i: int) -> str:
+    if i >= 2 ** 63:
+        return f"{i}ULL"  # a uint64 constant
+    if i == -2 ** 63:
+        return "(-9223372036854775807LL - 1)"  # the literal 9223372036854775808LL does not fit
     s = f"{i}LL" if abs(i) >= 2 ** 31 else str(i)
     return f"({s})" if i < 0 else s
 

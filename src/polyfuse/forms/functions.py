@@ -98,7 +98,8 @@ WrapMod = _named("WrapMod", 2)  # WrapMod(i, n): i mod n in [0, n)
 
 # Cast(x, code): code is a sympy Integer naming the target dtype in CAST_DTYPES.
 Cast = _named("Cast", 2)
-CAST_DTYPES = [np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_, np.uint8, np.int8, np.float16)]
+CAST_DTYPES = [np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.bool_, np.uint8, np.int8, np.float16,
+                                     np.int16, np.uint16, np.uint32, np.uint64)]
 
 
 def cast(x, dtype) -> sympy.Expr:

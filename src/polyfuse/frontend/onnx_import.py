@@ -101,10 +101,10 @@ def _opset(proto: onnx.ModelProto) -> int | None:
 
 
 _NP_OF_ONNX = {
-    onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
-    onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32,
-    onnx.TensorProto.BOOL: np.bool_, onnx.TensorProto.UINT8: np.uint8,
-    onnx.TensorProto.INT8: np.int8, onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.UINT32: np.uint32,
+    onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.BOOL: np.bool_,
 }
 
 

@@ -33,6 +33,15 @@ def _reduce_axes(n: NodeArgs, rank: int) -> tuple[int, ...] | None:
     return tuple(sorted({norm_axis(int(a), rank) for a in axes}))
 
 
+def _lowest(dtype) -> object:
+    """The identity of max: over an empty set ReduceMax gives -inf (the type's minimum for integers,
+    False for bool), as onnxruntime and ONNX's reference do."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return False
+    return np.iinfo(dtype).min if dtype.kind in "iu" else -np.inf
+
+
 def _mean(x: np.ndarray, axis: tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
     if np.issubdtype(x.dtype, np.integer):  # integer sum, then division truncating toward zero
         count = x.size if axis is None else int(np.prod([x.shape[a] for a in axis]))
@@ -45,7 +54,7 @@ _REDUCERS = {
     "ReduceSum": lambda x, axis, keepdims: np.sum(
         x.astype(_accum_dtype(x)), axis=axis, keepdims=keepdims),
     "ReduceMean": _mean,
-    "ReduceMax": lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+    "ReduceMax": lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims, initial=_lowest(x.dtype)),
 }
 
 

@@ -41,21 +41,23 @@ def _wide(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) if x.dtype == np.float32 else x
 
 
-def reference64(model: onnx.ModelProto, feeds: dict) -> dict[str, np.ndarray]:
-    """Every value of the graph evaluated in float64 (float32 data and casts widened) by
-    polyfuse's numpy reference, which is checked against onnxruntime op by op."""
-    env = {t.name: _wide(numpy_helper.to_array(t)) for t in model.graph.initializer}
-    env.update({k: _wide(np.asarray(v)) for k, v in feeds.items()})
+def reference64(model: onnx.ModelProto, feeds: dict, widen: bool = True) -> dict[str, np.ndarray]:
+    """Every value of the graph evaluated by polyfuse's numpy reference (checked against
+    onnxruntime op by op): in float64, float32 data and casts widened, or with ``widen=False``
+    in the model's own types."""
+    wide = _wide if widen else (lambda x: x)
+    env = {t.name: wide(numpy_helper.to_array(t)) for t in model.graph.initializer}
+    env.update({k: wide(np.asarray(v)) for k, v in feeds.items()})
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     for node in model.graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         attrs = {k: numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for k, v in attrs.items()}
-        if node.op_type == "Cast" and attrs.get("to") == onnx.TensorProto.FLOAT:
+        if widen and node.op_type == "Cast" and attrs.get("to") == onnx.TensorProto.FLOAT:
             attrs["to"] = onnx.TensorProto.DOUBLE
         args = [env[i] if i else None for i in node.input]
         with np.errstate(all="ignore"):
             outs = reference.evaluate(node.op_type, args, attrs, opset=opset, num_outputs=len(node.output))
-        env.update({o: _wide(v) for o, v in zip(node.output, outs) if o})
+        env.update({o: wide(v) for o, v in zip(node.output, outs) if o})
     return env
 
 

@@ -60,14 +60,17 @@ static inline float pf_poly(float x, const float (&c)[N]) {
 // numpy in tests/test_vecmath.py): relative error <= 2e-7 on the normal range; subnormal
 // results below exp(-87.3); 0 below -104; +inf above 88.72; NaN stays NaN.
 static inline float pf_exp(float x) {
-  const float xc = x < -104.0f ? -104.0f : (x > 88.8f ? 88.8f : x);
+  // Clamp with NaN going to -104 (one max and one min instruction): NaN must not reach the
+  // float -> int conversion below, which is undefined behaviour for it (UBSan found it).
+  const float lo = x > -104.0f ? x : -104.0f;
+  const float xc = lo < 88.8f ? lo : 88.8f;
   const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
   const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
   const float p = pf_poly(r, {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f,
                               1.6666665459e-1f, 5.0000001201e-1f});
   const float y = p * r * r + r + 1.0f;
   const float n1 = std::floor(n * 0.5f);
-  const int32_t b1 = ((int32_t)n1 + 127) << 23, b2 = ((int32_t)(n - n1) + 127) << 23;
+  const uint32_t b1 = uint32_t((int32_t)n1 + 127) << 23, b2 = uint32_t((int32_t)(n - n1) + 127) << 23;
   float s1, s2;
   std::memcpy(&s1, &b1, sizeof s1);
   std::memcpy(&s2, &b2, sizeof s2);

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +104,8 @@ def check(graphs: dict[str, Graph]) -> dict[str, tuple[Outcome, Outcome]]:
     merged = merge(graphs)
     expected = dict(zip([o.name for o in merged.model.graph.output], run_ort(merged.model, merged.feeds)))
     truth = _reference(merged)
-    fused = _outcomes(graphs, True, expected, truth)
-    unfused = _outcomes(graphs, False, expected, truth)
+    with ThreadPoolExecutor(2) as pool:  # the two C++ builds run side by side (the compiler is a process)
+        fused, unfused = pool.map(lambda fusion: _outcomes(graphs, fusion, expected, truth), (True, False))
     return {n: (fused[n], unfused[n]) for n in graphs}
 
 

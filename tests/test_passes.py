@@ -86,13 +86,13 @@ def test_run_time_shape_input_is_a_clear_error():
         fold_constants(bind_shapes(import_onnx(m)))
 
 
-def _guarded_softmax_model(mask_value: float):
+def _guarded_softmax_model(mask_value: float, weight: float = 1.0):
     """scores + Where(mask, 0, mask_value) -> Softmax -> Where(IsNaN(s), 0, s): the exporters' guard."""
     nodes = [helper.make_node("Where", ["m", "zero", "neg"], ["bias"]), helper.make_node("Add", ["x", "bias"], ["a"]),
              helper.make_node("Softmax", ["a"], ["s"], axis=-1), helper.make_node("IsNaN", ["s"], ["isnan"]),
              helper.make_node("Where", ["isnan", "zero", "s"], ["y"]), helper.make_node("Mul", ["y", "two"], ["out"])]
     inits = [("zero", np.array(0, np.float32)), ("neg", np.array(mask_value, np.float32)),
-             ("two", np.array(2, np.float32)), ("w", np.ones((4, 4), np.float32))]
+             ("two", np.array(2, np.float32)), ("w", np.full((4, 4), weight, np.float32))]
     nodes.insert(0, helper.make_node("MatMul", ["ids_f", "w"], ["x"]))
     nodes.insert(0, helper.make_node("Cast", ["ids"], ["ids_f"], to=1))
     return model(nodes, [("ids", np.int64, [2, 4]), ("m", np.bool_, [2, 4])], [("out", np.float32, None)], inits)
@@ -105,6 +105,22 @@ def test_nan_guard_removed_when_softmax_input_is_finite():
     g = eliminate_dead_code(g)
     assert "IsNaN" not in [n.op_type for n in g.nodes]
     assert g.nodes[-1].inputs[0] == "s"
+
+
+def test_nan_guard_kept_where_the_scores_could_overflow():
+    """Weights of 1e30 times int64 ids could overflow to inf, and softmax of inf is NaN: the guard
+    stays, and the compiled model gives onnxruntime's answer where that happens."""
+    import polyfuse
+    from helpers import run_ort
+    from polyfuse.passes import remove_nan_guards
+
+    m = _guarded_softmax_model(-3.4e38, weight=1e30)
+    g = remove_nan_guards(fold_constants(bind_shapes(import_onnx(m))))
+    assert "IsNaN" in [n.op_type for n in g.nodes]
+    feeds = {"ids": np.array([[1, 2, 3, 4], [10 ** 9, 1, 1, 1]], np.int64), "m": np.ones((2, 4), bool)}
+    want = run_ort(m, feeds)[0]
+    assert np.all(want[1] == 0)  # the second row overflowed: NaN, zeroed by the guard
+    np.testing.assert_allclose(polyfuse.compile(m).run(None, feeds)[0], want, rtol=1e-6, atol=1e-6)
 
 
 def test_nan_guard_kept_with_infinite_mask_and_fully_masked_rows_match_onnxruntime():

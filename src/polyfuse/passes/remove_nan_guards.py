@@ -6,54 +6,126 @@ Exporters wrap attention's softmax in a guard that zeroes NaN rows (fully masked
                               │                  v
                               └───────────> Where(m, 0, s) ──> y      becomes   y = s
 
-The guard is dropped when ``s`` is finite by construction (:func:`finite_values`). With the
-finite additive masks transformers use (``finfo(float32).min``, not ``-inf``), every softmax
-row has a finite maximum, so no row is NaN and the guard does nothing.
+The guard is dropped only where ``s`` is proven finite (:func:`magnitudes`): a bound on
+``|x|`` for every value, from the constants' largest magnitudes and the integer types' ranges
+through each op, with no NaN or infinity anywhere on the way and no bound past the largest
+float. With the finite additive masks transformers use (``finfo(float32).min``, not ``-inf``)
+the scores stay finite, every softmax row has a finite maximum, and the guard does nothing.
+A graph whose weights could overflow somewhere keeps its guard.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..ir import Graph
 
-# Ops whose output is finite whenever all their (data) inputs are, barring float overflow.
-_CLOSED = {
-    "Add", "Sub", "Mul", "Neg", "Abs", "Relu", "Max", "Min", "Clip", "Where", "Erf", "Tanh", "Sigmoid", "Gelu",
-    "MatMul", "Gemm", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Slice",
-    "Split", "Gather", "GatherElements", "GatherND", "Pad", "Identity", "ReduceSum", "ReduceMean", "ReduceMax",
-    "Softmax", "LayerNormalization", "Cast",
-}
-_INDEX_INPUTS = {"Gather": (1,), "GatherElements": (1,), "GatherND": (1,), "Where": (0,)}
+INF = math.inf
+# A float32 sum or product rounds to +-inf only past FLT_MAX by half an ulp (2^103); bounds are
+# computed in float64 and widened by 1e-9 per op, far more than its rounding.
+LIMIT = {np.dtype(np.float32): float(np.finfo(np.float32).max) + 2.0 ** 103,
+         np.dtype(np.float64): float(np.finfo(np.float64).max)}
+_SLACK = 1 + 1e-9
+
+_SAME = {"Neg", "Abs", "Relu", "Identity", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand",
+         "Slice", "Split", "Gather", "GatherElements", "GatherND", "ReduceMax", "Gelu"}
+_UNIT = {"Erf", "Tanh", "Sigmoid", "Softmax"}  # |y| <= 1 for any finite input
+_DATA_INPUTS = {"Gather": (0,), "GatherElements": (0,), "GatherND": (0,), "Where": (1, 2), "Expand": (0,),
+                "Reshape": (0,), "Slice": (0,), "Split": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Pad": (0, 2),
+                "Clip": (0,), "LayerNormalization": (0,), "ReduceSum": (0,), "ReduceMean": (0,), "ReduceMax": (0,)}
 
 
-def _const_finite(v) -> bool:
-    return not np.issubdtype(v.dtype, np.floating) or bool(np.all(np.isfinite(v.const)))
+def _const_bound(v) -> float:
+    x = v.const
+    if x.size == 0:
+        return 0.0
+    if np.issubdtype(x.dtype, np.floating):
+        return float(np.max(np.abs(x.astype(np.float64)))) if np.all(np.isfinite(x)) else INF
+    return float(np.max(np.abs(x.astype(np.float64))))
 
 
-def _divides_by_nonzero_constant(graph: Graph, node) -> bool:
-    if node.op_type != "Div":
-        return False
-    d = graph.values[node.inputs[1]]
-    return d.is_const and bool(np.all(d.const != 0))
+def _type_bound(dtype) -> float:
+    """Integers and bools are finite; a float graph input may hold anything."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return 1.0
+    return float(max(abs(np.iinfo(dtype).min), np.iinfo(dtype).max)) if dtype.kind in "iu" else INF
+
+
+def _reduced_count(graph: Graph, node) -> int:
+    x, out = graph.values[node.inputs[0]], graph.values[node.outputs[0]]
+    return max(1, x.numel // max(1, out.numel))
+
+
+def _bound(graph: Graph, node, b: list[float]) -> float:
+    """The bound on |output| of ``node`` from its data inputs' bounds ``b`` (INF: unknown)."""
+    op = node.op_type
+    if op in _SAME or op == "Concat" or op == "Pad" or op == "Where" or op == "Max" or op == "Min":
+        return max(b, default=0.0)
+    if op in _UNIT:
+        return 1.0
+    if op == "Add" or op == "Sub":
+        return sum(b)
+    if op == "Mul":
+        return math.prod(b)
+    if op == "Clip":
+        bounds = [_const_bound(graph.values[i]) if graph.values[i].is_const else INF for i in node.inputs[1:3] if i]
+        return min([b[0]] + ([max(bounds)] if len(bounds) == 2 else []))
+    if op == "Div":
+        d = graph.values[node.inputs[1]]
+        if d.is_const and np.all(d.const != 0) and np.all(np.isfinite(d.const)):
+            return b[0] / float(np.min(np.abs(d.const.astype(np.float64))))
+        return INF
+    if op == "ReduceSum":
+        return b[0] * _reduced_count(graph, node)
+    if op == "ReduceMean":  # the sum must not overflow on the way
+        return b[0] if b[0] * _reduced_count(graph, node) <= LIMIT[np.dtype(np.float32)] else INF
+    if op in ("MatMul", "Gemm"):
+        a = graph.values[node.inputs[0]]
+        k = a.shape[-1] if op == "MatMul" or not node.attrs.get("transA", 0) else a.shape[0]
+        y = b[0] * b[1] * k * abs(float(node.attrs.get("alpha", 1.0)))
+        return y + (b[2] * abs(float(node.attrs.get("beta", 1.0))) if len(b) > 2 else 0.0)
+    if op == "LayerNormalization":
+        x = graph.values[node.inputs[0]]
+        axis = int(node.attrs.get("axis", -1)) % len(x.shape)
+        n = int(np.prod(x.shape[axis:]))
+        if float(node.attrs.get("epsilon", 1e-5)) <= 0 or n * (2 * b[0]) ** 2 > LIMIT[np.dtype(x.dtype)]:
+            return INF  # the variance could be 0 (divided by) or overflow
+        scale = [_const_bound(graph.values[i]) if graph.values[i].is_const else INF for i in node.inputs[1:3] if i]
+        return math.sqrt(n) * scale[0] + (scale[1] if len(scale) > 1 else 0.0)
+    if op == "Cast":
+        return b[0]
+    return INF
+
+
+def magnitudes(graph: Graph) -> dict[str, float]:
+    """A bound on ``|x|`` for every value (INF where none is proven, NaN and inf included)."""
+    out = {}
+    for name, v in graph.values.items():
+        if v.dtype is None:
+            continue
+        out[name] = _const_bound(v) if v.is_const else _type_bound(v.dtype)
+    for node in graph.nodes:
+        keep = _DATA_INPUTS.get(node.op_type)
+        ins = [i for k, i in enumerate(node.inputs) if i and (keep is None or k in keep)]
+        b = [out.get(i, INF) for i in ins]
+        y = INF if any(x == INF for x in b) else _bound(graph, node, b) * _SLACK
+        for j, o in enumerate(node.outputs):
+            if j and node.op_type != "Split":
+                y = INF  # LayerNormalization's Mean and InvStdDev: not bounded here
+            if o:
+                v = graph.values[o]
+                limit = LIMIT.get(np.dtype(v.dtype)) if v.dtype is not None else None
+                out[o] = y if limit is None or y <= limit else INF
+                if v.dtype is not None and np.dtype(v.dtype).kind in "biu":
+                    out[o] = min(out[o], _type_bound(v.dtype))
+    return out
 
 
 def finite_values(graph: Graph) -> set[str]:
-    """Values that hold no NaN or infinity, assuming no floating-point overflow.
-
-    Integer and bool values and finite constants are finite; float graph inputs are not
-    (callers may pass anything). Ops in ``_CLOSED``, and Div by a nonzero constant, keep finiteness. LayerNormalization and
-    Softmax are closed because they divide by ``sqrt(var + eps)`` with ``eps > 0`` and by a
-    sum of exponentials that includes ``exp(0) = 1``.
-    """
-    finite = {n for n, v in graph.values.items()
-              if v.dtype is not None and (not np.issubdtype(v.dtype, np.floating) or (v.is_const and _const_finite(v)))}
-    for node in graph.nodes:
-        if node.op_type == "LayerNormalization" and float(node.attrs.get("epsilon", 1e-5)) <= 0:
-            continue
-        data = [i for k, i in enumerate(node.inputs) if i and k not in _INDEX_INPUTS.get(node.op_type, ())]
-        if (node.op_type in _CLOSED or _divides_by_nonzero_constant(graph, node)) and all(i in finite for i in data):
-            finite.update(o for o in node.outputs if o)
-    return finite
+    """Values proven to hold no NaN or infinity (:func:`magnitudes`)."""
+    return {name for name, b in magnitudes(graph).items() if b < INF}
 
 
 def remove_nan_guards(graph: Graph) -> Graph:
@@ -71,5 +143,5 @@ def remove_nan_guards(graph: Graph) -> Graph:
     if rename:
         for node in graph.nodes:
             node.inputs = [rename.get(i, i) for i in node.inputs]
-        graph.notes.append(f"removed {len(rename)} NaN guard(s) around finite values (IsNaN -> Where)")
+        graph.notes.append(f"removed {len(rename)} NaN guard(s) around values proven finite (IsNaN -> Where)")
     return graph

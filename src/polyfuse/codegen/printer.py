@@ -11,6 +11,7 @@ import numpy as np
 import sympy
 
 from ..forms import functions as F
+from ..kernel.bounds import index_bounds
 
 C_TYPES = {
     np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "_Float16",
@@ -135,11 +136,15 @@ class CPrinter:
         if f is sympy.floor:  # index arithmetic: C's / and % truncate, so only a provably non-negative
             num, den = sympy.fraction(sympy.together(e.args[0]))  # numerator may use them directly
             num = sympy.expand(num)
-            if num.is_nonnegative:
+            if index_bounds(num, {})[0] >= 0:
                 return f"({self.p(num)} / {self.p(den)})"
             return f"pf_floordiv({self.p(num)}, {self.p(den)})"
         if f is sympy.Mod:  # sympy reduces Mod(97 - 6*i, 33) to Mod(31 - 6*i, 33), negative for i > 5
-            if e.args[0].is_nonnegative:
+            lo, hi = index_bounds(e.args[0], {})
+            n = int(e.args[1]) if e.args[1].is_Integer else None
+            if n is not None and lo >= 0 and hi < n:
+                return self.p(e.args[0])  # already in [0, n): pf_wrap_index(...) % n
+            if lo >= 0:
                 return f"({self.p(e.args[0])} % {self.p(e.args[1])})"
             return f"pf_wrapmod({self.p(e.args[0])}, {self.p(e.args[1])})"
         args = [self.p(a) for a in e.args]

@@ -25,6 +25,8 @@ def index_bounds(e, extents: dict) -> tuple[float, float]:
         return int(e), int(e)
     if e.is_Symbol:
         n = extents.get(e)
+        if n is None:
+            return (0, INF) if e.is_nonnegative else (-INF, INF)  # a loop variable without extent
         return n if isinstance(n, tuple) else (0, n - 1) if n else (-INF, INF)
     if e.is_Add:
         los, his = zip(*(index_bounds(a, extents) for a in e.args))

@@ -25,6 +25,24 @@ static inline std::common_type_t<A, B> pf_min(A a, B b) {
   else return x < y ? x : y;
 }
 
+// C's pow(a, b), whatever the compiler makes of std::pow: gcc 12 vectorises pow(x, 0.5) as
+// sqrt(x) at -O3 -fno-math-errno, which gives NaN for x = -inf (pow: +inf) and -0 for x = -0
+// (pow: +0). So the power is taken of |a|, where that rewrite is exact, and the sign and the NaN
+// of a negative base are put back by C's rules: an odd integer exponent keeps the sign, any
+// other integer (or infinite) exponent drops it, and a non-integer one gives NaN for a negative
+// finite nonzero base. Float when both operands are float, else double.
+template <class A, class B>
+static inline auto pf_pow(A a, B b) {
+  using T = std::conditional_t<std::is_same_v<A, float> && std::is_same_v<B, float>, float, double>;
+  const T x = (T)a, y = (T)b;
+  const T r = std::pow(std::fabs(x), y);
+  const bool whole = std::floor(y) == y;  // true for +-inf too, which C treats as even
+  const bool odd = whole && std::fabs(y) < T(1 << 24) && std::fmod(y, T(2)) != 0;
+  if (!std::signbit(x)) return r;
+  if (odd) return -r;
+  return (whole || x == T(0) || std::isinf(x)) ? r : std::numeric_limits<T>::quiet_NaN();
+}
+
 // NaN and finiteness tests for any floating type, _Float16 included (std::isnan has no overload
 // for it); integers are never NaN and always finite.
 template <class T>

@@ -15,8 +15,9 @@ from onnx import helper, numpy_helper, TensorProto
 from polyfuse.testing.fuzz import check
 from polyfuse.testing.gen.core import Graph
 
-X = np.array([-2.0, -0.0, 0.0, 1.5, np.inf, -np.inf, np.nan, 3e38], np.float32)
-Y = np.array([1.0, 2.0, -np.inf, np.inf, np.inf, 0.0, 1.0, 3e38], np.float32)
+# 8 values, repeated to 64 elements: long enough for the vectorised loop, not only its tail
+X = np.tile(np.array([-2.0, -0.0, 0.0, 1.5, np.inf, -np.inf, np.nan, 3e38], np.float32), 8)
+Y = np.tile(np.array([1.0, 2.0, -np.inf, np.inf, np.inf, 0.0, 1.0, 3e38], np.float32), 8)
 
 
 def _graph(nodes, consts=None) -> Graph:
@@ -41,6 +42,8 @@ CASES = {
     "x/0": _graph([N("Div", ["x", "zero"], ["d"]), N("Tanh", ["d"], ["z"])], {"zero": 0.0}),
     "(x+y)-x": _graph([N("Add", ["x", "y"], ["s"]), N("Sub", ["s", "x"], ["z"])]),
     "x*y/y": _graph([N("Mul", ["x", "y"], ["p"]), N("Div", ["p", "y"], ["z"])]),
+    "x^0.5": _graph([N("Pow", ["x", "h"], ["z"])], {"h": 0.5}),
+    "x^y": _graph([N("Pow", ["x", "y"], ["z"])]),
     "x*3/3": _graph([N("Mul", ["x", "three"], ["p"]), N("Div", ["p", "three"], ["z"])], {"three": 3.0}),
     "x+inf-inf": _graph([N("Add", ["x", "inf"], ["p"]), N("Sub", ["p", "inf"], ["z"])], {"inf": np.inf}),
     "x^2/x": _graph([N("Mul", ["x", "x"], ["p"]), N("Div", ["p", "x"], ["z"])]),

@@ -11,6 +11,7 @@ import sympy
 from sympy import Abs, Integer, Rational
 
 from . import functions as F
+from .movement import number
 
 
 def _is_int(dt) -> bool:
@@ -49,14 +50,13 @@ def _gelu(a, attrs, dt):
 
 
 def _clip(a, attrs, dt):
+    """min(max(x, lo), hi); an omitted bound is the type's lowest / largest value (ONNX's default,
+    as onnxruntime computes it: Clip(inf) with no max is FLT_MAX, not inf). A NaN stays NaN."""
     x = a[0]
-    lo = a[1] if len(a) > 1 else None
-    hi = a[2] if len(a) > 2 else None
-    if lo is not None:
-        x = F.FMax(x, lo)
-    if hi is not None:
-        x = F.FMin(x, hi)
-    return x
+    limits = np.finfo(dt[0]) if np.issubdtype(np.dtype(dt[0]), np.floating) else np.iinfo(dt[0])
+    lo = a[1] if len(a) > 1 and a[1] is not None else number(limits.min)
+    hi = a[2] if len(a) > 2 and a[2] is not None else number(limits.max)
+    return F.FMin(F.FMax(x, lo), hi)
 
 
 FORMS = {

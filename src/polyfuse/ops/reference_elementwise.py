@@ -76,13 +76,23 @@ def _variadic_extreme(n: NodeArgs) -> np.ndarray:
     return np.array(out, dtype=n.inputs[0].dtype)
 
 
+def c_pow(base: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """C's pow (what onnxruntime computes) on float64 arrays: numpy's power differs for a base of
+    -inf or -0 with an exponent that is not an integer (nan and -0 where C gives +inf and +0)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.power(base, exponent)
+    odd = (np.floor(exponent) != exponent) & (exponent > 0)
+    out = np.where(odd & np.isneginf(base), np.inf, out)
+    return np.where(odd & (base == 0), 0.0, out)
+
+
 @register("Pow")
 def _pow(n: NodeArgs) -> np.ndarray:
     """Output has the base's dtype; computed in double like C++ std::pow, then cast (truncating)."""
     base, exponent = n.inputs[0], n.inputs[1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        wide = np.power(base.astype(np.float64), exponent.astype(np.float64))
-    return np.asarray(wide).astype(base.dtype)
+    wide = c_pow(base.astype(np.float64), exponent.astype(np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(wide).astype(base.dtype)
 
 
 # --- unary math ------------------------------------------------------------------------------
@@ -140,14 +150,13 @@ def _gelu(n: NodeArgs) -> np.ndarray:
 
 @register("Clip")
 def _clip(n: NodeArgs) -> np.ndarray:
-    """min(max(x, lo), hi); an omitted bound is no bound (opset >= 11 takes bounds as inputs)."""
+    """min(max(x, lo), hi); an omitted bound is the type's lowest / largest value (opset >= 11
+    takes bounds as inputs; ONNX's default, so Clip(inf) with no max is FLT_MAX, as in ORT)."""
     x, lo, hi = n.inputs[0], n.input(1), n.input(2)
-    out = x
-    if lo is not None:
-        out = np.maximum(out, lo.reshape(()))
-    if hi is not None:
-        out = np.minimum(out, hi.reshape(()))
-    return np.array(out, dtype=x.dtype)
+    limits = np.finfo(x.dtype) if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype)
+    lo = np.asarray(limits.min, x.dtype) if lo is None else lo.reshape(())
+    hi = np.asarray(limits.max, x.dtype) if hi is None else hi.reshape(())
+    return np.array(np.minimum(np.maximum(x, lo), hi), dtype=x.dtype)
 
 
 @register("Where")

@@ -23,8 +23,9 @@ Y = np.tile(np.array([1.0, 2.0, -np.inf, np.inf, np.inf, 0.0, 1.0, 3e38], np.flo
 def _graph(nodes, consts=None) -> Graph:
     n = len(X)
     g = helper.make_graph(nodes, "algebra", [helper.make_tensor_value_info(v, TensorProto.FLOAT, [n]) for v in ("x", "y")],
-                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, [n])],
-                          [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in (consts or {}).items()])
+                          [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.asarray(v, np.int64 if np.asarray(v).dtype == np.int64 else np.float32), k)
+                           for k, v in (consts or {}).items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     return Graph(m, {"x": X, "y": Y})
 
@@ -44,6 +45,11 @@ CASES = {
     "x*y/y": _graph([N("Mul", ["x", "y"], ["p"]), N("Div", ["p", "y"], ["z"])]),
     "x^0.5": _graph([N("Pow", ["x", "h"], ["z"])], {"h": 0.5}),
     "x^y": _graph([N("Pow", ["x", "y"], ["z"])]),
+    # one result read twice by a consumer fused into its epilogue: the reads must not cancel
+    "sum-sum": _graph([N("ReduceSum", ["x", "ax"], ["r"], keepdims=0), N("Reshape", ["r", "one"], ["v"]),
+                       N("Sub", ["v", "r"], ["z"])], {"ax": np.array([0], np.int64), "one": np.array([1], np.int64)}),
+    "matmul-matmul": _graph([N("Reshape", ["x", "s"], ["a"]), N("MatMul", ["a", "w"], ["m"]), N("Sub", ["m", "m"], ["z"])],
+                            {"s": np.array([8, 8], np.int64), "w": np.eye(8)}),
     "x*3/3": _graph([N("Mul", ["x", "three"], ["p"]), N("Div", ["p", "three"], ["z"])], {"three": 3.0}),
     "x+inf-inf": _graph([N("Add", ["x", "inf"], ["p"]), N("Sub", ["p", "inf"], ["z"])], {"inf": np.inf}),
     "x^2/x": _graph([N("Mul", ["x", "x"], ["p"]), N("Div", ["p", "x"], ["z"])]),

@@ -158,6 +158,8 @@ class CPrinter:
             return f"(!{args[0]})"
         if f is F.Special:
             return float_literal(F.special_value(e), self.single)
+        if f is F.Use:
+            return args[0]
         if f is F.Select:
             if self.guarded is not None and not (set().union(*(a.free_symbols for a in e.args[1:])) & self.guarded):
                 return f"pf_select({', '.join(args)})"

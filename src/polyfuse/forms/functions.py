@@ -17,7 +17,8 @@ The rewrites sympy still applies to value expressions, and where they hold:
   ``|-x| -> |x|``: for every x, NaN and inf included (``pow(NaN, 0) = 1`` in C and ONNX);
 * cancellations such as ``x - x``, ``x/x``, ``x**2/x``: never applied, because every read of
   a tensor element is its own symbol (:class:`polyfuse.kernel.ir.Loads` never merges two
-  reads), so no two terms are the same symbol.
+  reads), and every read of a result fused into its producer's epilogue its own :class:`Use`,
+  so no two terms are the same expression.
 """
 from __future__ import annotations
 
@@ -58,6 +59,18 @@ class Special(_Opaque):
 
 SPECIAL_VALUES = (0.0, -0.0, float("inf"), float("-inf"), float("nan"))
 _uses = itertools.count()
+
+
+class Use(_Opaque):
+    """Use(x, n): one read of a result that a fused kernel reads more than once, printed as x.
+    n numbers each read, so sympy never cancels two of them (x - x must stay NaN for x = inf)."""
+    nargs = 2
+
+    def _sympystr(self, printer) -> str:
+        return printer.doprint(self.args[0])
+
+
+USES = itertools.count()
 
 
 def special_value(e) -> float:
@@ -106,5 +119,5 @@ def cast(x, dtype) -> sympy.Expr:
     return Cast(x, sympy.Integer(CAST_DTYPES.index(np.dtype(dtype))))
 
 
-ALL = (Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
+ALL = (Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Use, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
        IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast)

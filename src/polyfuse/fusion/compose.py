@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sympy
 
+from ..forms import functions as F
 from ..kernel.ir import IDX, Contraction, Pointwise, Reduction, linear
 from ..kernel.ir import Load, Loads
 from .indexing import extents_of, reshape_index, simplify_index
@@ -142,7 +143,14 @@ def _substitute_reads(consumer: Pointwise, buffer: str, value, table: Loads, at,
     reads = {s: sympy.Dummy(s.name) for s in consumer.loads if s not in own}
     body = sympy.sympify(consumer.body).xreplace(reads)
     expr = instantiate(body, own, at, table)
-    return expr.xreplace({d: value for d in reads.values()})
+    return expr.xreplace({d: v for d, v in zip(reads.values(), uses(value, len(reads)))})
+
+
+def uses(value, n: int) -> list:
+    """``n`` copies of ``value`` for ``n`` reads of one result. Two or more are each wrapped in a
+    distinct F.Use (printed as the value itself): sympy would cancel equal terms (x - x -> 0),
+    wrong for inf and NaN."""
+    return [value] if n == 1 else [F.Use(value, sympy.Integer(next(F.USES))) for _ in range(n)]
 
 
 def _row_index(r: Reduction):
@@ -198,10 +206,10 @@ def merge_stage(first: Reduction, second: Reduction, shapes, views) -> Reduction
         mapping[sym] = table(load.buffer, load.index)
     stages = [(a, c, sympy.sympify(e).xreplace(mapping)) for a, c, e in stages]
     replace = {}
+    row_reads = [sym for sym, load in second.loads.items() if base_index(load, shapes, views)[0] == first.output]
+    replace.update(zip(row_reads, uses(value, len(row_reads))))
     for sym, load in second.loads.items():
-        if base_index(load, shapes, views)[0] == first.output:
-            replace[sym] = value
-        else:
+        if sym not in replace:
             replace[sym] = table(load.buffer, load.index)
     new_stages = stages + [(a, c, sympy.sympify(e).xreplace(replace)) for a, c, e in second.stages]
     return dataclasses.replace(second, stages=new_stages, body=sympy.sympify(second.body).xreplace(replace),

@@ -4,7 +4,7 @@
 with broadcasting, comparisons and Where, Cast (through float64 and back too), reductions over
 any axes, MatMul/Gemm with transposes, LayerNormalization, Softmax, and the movement ops
 (Concat, Split, Slice, Expand, Transpose, Reshape, Flatten, Gather, Unsqueeze, Squeeze), on odd
-sizes (1, 3, 7, 17, 33), in chains with several consumers and with intermediate values among
+sizes (1, 3, 7, 17, 33, 65), in chains with several consumers and with intermediate values among
 the outputs. The same seed always gives the same graph and feeds.
 
 A difference between two engines is only a bug where the answer is well defined, so every

@@ -54,10 +54,13 @@ def _softmax(ctx):
 
 
 def _layer_norm(ctx):
-    """Mean and variance by two passes over the row shifted by its first element x0 (when it is
-    finite; else by 0): mean = x0 + mean(x - x0), var = mean((x - mean)^2). A constant row then
-    has mean x0 and variance 0 exactly, so it normalizes to 0 even at epsilon 1e-12 (sum / n in
-    float32 is not x0 exactly, and (x - that)^2 is not small next to such an epsilon)."""
+    """Mean and variance over the row shifted by its first element x0 (by 0 when x0 is not
+    finite): d = x - x0, m = mean(d), var = mean((d - m)^2), y = (d - m) / sqrt(var + eps).
+    A constant row then has d = 0, so it normalizes to 0 even at epsilon 1e-12 (sum / n in
+    float32 is not x0 exactly, and (x - that)^2 is not small next to such an epsilon). And for a
+    row close to x0 (activations saturated near 1), d is exact and m small, so d - m keeps the
+    row's deviations to full precision, where x - (x0 + m) rounded them to an ulp of x0.
+    d is an F.Use so that sympy keeps (x - x0) - m in that order."""
     shape = ctx.inputs[0].shape
     r = len(shape)
     a = _axis(int(ctx.attrs.get("axis", -1)), r)
@@ -65,15 +68,15 @@ def _layer_norm(ctx):
     x = ctx.x
     first = ctx.load(0, tuple(ctx.vars[:a]) + (0,) * (r - a))
     x0 = F.Select(F.IsFinite(first), first, 0)
+    d = F.Use(x - x0, sympy.Integer(next(F.USES)))
     norm_vars, norm_shape = ctx.vars[a:r], shape[a:]
-    mean = x0 + A0
-    y = (x - mean) / F.Sqrt(A1 + eps)
+    y = (d - A0) / F.Sqrt(A1 + eps)
     for k, apply in ((1, lambda y, s: y * s), (2, lambda y, b: y + b)):
         if k < len(ctx.inputs) and ctx.inputs[k] is not None:
             w = ctx.inputs[k]
             y = apply(y, ctx.load_or_literal(k, broadcast_index(w.shape, norm_vars, norm_shape)))
-    return ReductionForm(tuple(range(a, r)), [(A0, "mean", x - x0), (A1, "mean", (x - mean) ** 2)], y, True,
-                         row_outputs=(mean, 1 / F.Sqrt(A1 + eps)))
+    return ReductionForm(tuple(range(a, r)), [(A0, "mean", d), (A1, "mean", (d - A0) ** 2)], y, True,
+                         row_outputs=(x0 + A0, 1 / F.Sqrt(A1 + eps)))
 
 
 def _cumsum(ctx):

@@ -7,7 +7,8 @@ Graph ``i`` of a run is ``random_graph(S * 1000000 + i, opset)`` (:mod:`.gen`), 
 can be made again from the numbers in a report. Graphs are compiled many at a time (one model
 holding a batch side by side); a batch that polyfuse refuses or fails to build is split until
 the graphs at fault are found. Each graph whose output differs from onnxruntime's, or that
-raises anything but a :class:`~polyfuse.errors.PolyfuseError`, is minimized
+raises anything but a :class:`~polyfuse.errors.PolyfuseError` (or a BuildError: generated code
+that does not compile is a bug), is minimized
 (:mod:`.minimize`) and written to ``DIR/<name>/`` as ``model.onnx``, ``feeds.npz`` and
 ``report.txt``. A PolyfuseError is a refusal, counted by its message, not a failure.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import PolyfuseError
+from ..errors import BuildError, PolyfuseError
 from .gen import merge, random_graph
 from .gen.core import OPSETS, Graph
 from .minimize import minimize
@@ -85,7 +86,7 @@ def _outcomes(graphs: dict[str, Graph], fusion: bool, expected: dict, truth: dic
             res.update(_outcomes({n: graphs[n] for n in names[half:]}, fusion, expected, truth))
             return res
         (name,) = graphs
-        if isinstance(e, PolyfuseError):
+        if isinstance(e, PolyfuseError) and not isinstance(e, BuildError):  # generated code must compile
             return {name: Outcome("refused", str(e).splitlines()[0])}
         return {name: Outcome("crash", f"{type(e).__name__}: {e}")}
     res = {n: Outcome("ok") for n in graphs}

@@ -13,22 +13,9 @@ import dataclasses
 import sympy
 
 from ..forms import functions as F
-from ..kernel.ir import IDX, Contraction, Pointwise, Reduction, linear
+from ..kernel.ir import IDX, Contraction, Pointwise, Reduction, exprs, linear, space  # noqa: F401 (re-exported)
 from ..kernel.ir import Load, Loads
 from .indexing import extents_of, reshape_index, simplify_index
-
-
-def space(k) -> tuple:
-    """The iteration space the kernel's expressions are written over."""
-    return k.out_shape if isinstance(k, Contraction) else k.shape
-
-
-def exprs(k) -> list:
-    if isinstance(k, Pointwise):
-        return [k.body]
-    if isinstance(k, Reduction):
-        return [e for _, _, e in k.stages] + [k.body]
-    return [k.epilogue]
 
 
 def with_exprs(k, new: list, loads: dict, **changes):

@@ -12,7 +12,7 @@ import math
 import sympy
 
 from ..forms import functions as F
-from .ir import IDX, Pointwise
+from .ir import IDX, Pointwise, exprs, space
 
 INF = math.inf
 
@@ -135,10 +135,8 @@ def reads_conditionally(kernel, shapes: dict) -> bool:
     would have to be read under a condition (a masked load once vectorised). A pointwise kernel
     is split into boxes (:func:`split_boxes`); other kernels are not split."""
     if not isinstance(kernel, Pointwise):
-        exprs = [kernel.epilogue] if hasattr(kernel, "epilogue") else [e for _, _, e in kernel.stages] + [kernel.body]
-        used = set().union(*(sympy.sympify(e).free_symbols for e in exprs))
-        space = kernel.out_shape if hasattr(kernel, "epilogue") else kernel.shape
-        return bool(guarded_loads(kernel.loads, space, shapes) & used)
+        used = set().union(*(sympy.sympify(e).free_symbols for e in exprs(kernel)))
+        return bool(guarded_loads(kernel.loads, space(kernel), shapes) & used)
     body = sympy.sympify(kernel.body)
     for box in split_boxes(body, kernel.shape, guarded_loads(kernel.loads, kernel.shape, shapes)):
         part = resolve_in_box(body, box)

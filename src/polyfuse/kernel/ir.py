@@ -174,4 +174,18 @@ class GemmChain:
         return out
 
 
+def space(k) -> tuple:
+    """The iteration space a Pointwise, Reduction or Contraction kernel's expressions are written over."""
+    return k.out_shape if isinstance(k, Contraction) else k.shape
+
+
+def exprs(k) -> list:
+    """The expressions of a Pointwise, Reduction or Contraction kernel (body; stages and body; epilogue)."""
+    if isinstance(k, Pointwise):
+        return [k.body]
+    if isinstance(k, Reduction):
+        return [e for _, _, e in k.stages] + [k.body]
+    return [k.epilogue]
+
+
 KERNEL_KINDS = (Pointwise, Reduction, Contraction, Attention, GemmChain)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph
+from ..ir.narrow_types import narrow_type
 
 # Ops whose output is finite whenever all their (data) inputs are, barring float overflow.
 _CLOSED = {
@@ -43,16 +44,18 @@ def finite_values(graph: Graph) -> set[str]:
     Integer and bool values and finite constants are finite; float graph inputs are not
     (callers may pass anything). Ops in ``_CLOSED``, and Div by a nonzero constant, keep finiteness. LayerNormalization and
     Softmax are closed because they divide by ``sqrt(var + eps)`` with ``eps > 0`` and by a
-    sum of exponentials that includes ``exp(0) = 1``.
+    sum of exponentials that includes ``exp(0) = 1``. Values of narrow types (float8, bfloat16 ...)
+    never count: a Cast to float8 without ``saturate`` makes NaN of large finite values.
     """
     finite = {n for n, v in graph.values.items()
-              if v.dtype is not None and (not np.issubdtype(v.dtype, np.floating) or (v.is_const and _const_finite(v)))}
+              if v.dtype is not None and narrow_type(v.dtype) is None
+              and (not np.issubdtype(v.dtype, np.floating) or (v.is_const and _const_finite(v)))}
     for node in graph.nodes:
         if node.op_type == "LayerNormalization" and float(node.attrs.get("epsilon", 1e-5)) <= 0:
             continue
         data = [i for k, i in enumerate(node.inputs) if i and k not in _INDEX_INPUTS.get(node.op_type, ())]
         if (node.op_type in _CLOSED or _divides_by_nonzero_constant(graph, node)) and all(i in finite for i in data):
-            finite.update(o for o in node.outputs if o)
+            finite.update(o for o in node.outputs if o and narrow_type(graph.values[o].dtype) is None)
     return finite
 
 

@@ -160,13 +160,19 @@ def test_arithmetic_on_narrow_types_is_refused(op, name, inputs):
         polyfuse.compile(m)
 
 
-def test_large_constant_of_shape_of_a_narrow_value_is_refused():
-    """Small, it folds to a constant; too large to fold, no kernel may print its value."""
-    value = numpy_helper.from_array(np.array([1.5], BY_NAME["BFLOAT16"].dtype), "v")
-    m = _model([N("ConstantOfShape", ["shape"], ["y"], value=value)], {}, {"y": BY_NAME["BFLOAT16"].dtype},
-               {"shape": np.array([512, 512], np.int64)})
-    with pytest.raises(UnsupportedError, match="element type BFLOAT16"):
-        polyfuse.compile(m)
+def test_constant_of_shape_of_a_narrow_value_folds_or_is_refused():
+    """Small, it folds to a constant; too large to fold, it is refused: no kernel prints its value."""
+    bf16 = BY_NAME["BFLOAT16"].dtype
+    value = numpy_helper.from_array(np.array([1.5], bf16), "v")
+    for shape, folds in (([3, 5], True), ([512, 512], False)):
+        m = _model([N("ConstantOfShape", ["shape"], ["c"], value=value), N("Concat", ["c", "x"], ["y"], axis=0)],
+                   {"x": np.ones((1, shape[1]), bf16)}, {"y": bf16}, {"shape": np.array(shape, np.int64)})
+        feeds = {"x": np.full((1, shape[1]), -2.0, bf16)}
+        if folds:
+            _check(m, feeds)
+        else:
+            with pytest.raises(UnsupportedError, match="element type BFLOAT16"):
+                polyfuse.compile(m)
 
 
 def test_runtime_feeds_outputs_and_artifact(tmp_path):

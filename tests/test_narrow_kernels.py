@@ -161,12 +161,13 @@ def test_arithmetic_on_narrow_types_is_refused(op, name, inputs):
 
 
 def test_constant_of_shape_of_a_narrow_value_folds_or_is_refused():
-    """Small, it folds to a constant; too large to fold, it is refused: no kernel prints its value."""
+    """Small, it folds to a constant (its output declared bfloat16 too); too large to fold, it is
+    refused: no kernel prints its value."""
     bf16 = BY_NAME["BFLOAT16"].dtype
     value = numpy_helper.from_array(np.array([1.5], bf16), "v")
     for shape, folds in (([3, 5], True), ([512, 512], False)):
         m = _model([N("ConstantOfShape", ["shape"], ["c"], value=value), N("Concat", ["c", "x"], ["y"], axis=0)],
-                   {"x": np.ones((1, shape[1]), bf16)}, {"y": bf16}, {"shape": np.array(shape, np.int64)})
+                   {"x": np.ones((1, shape[1]), bf16)}, {"y": bf16, "c": bf16}, {"shape": np.array(shape, np.int64)})
         feeds = {"x": np.full((1, shape[1]), -2.0, bf16)}
         if folds:
             _check(m, feeds)

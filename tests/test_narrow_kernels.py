@@ -92,7 +92,8 @@ def test_values_to_every_narrow_type(source):
     elif source == "float64":
         b = float32_boundaries()
         b = b[np.isfinite(b)].astype(np.float64)
-        feeds = {"x": np.concatenate([b, np.nextafter(b, np.inf), np.nextafter(b, -np.inf), [1e300, -1e300, 5e-324, np.inf, -np.inf, np.nan]])}
+        specials = [1e300, -1e300, 5e-324, np.inf, -np.inf, np.nan]
+        feeds = {"x": np.concatenate([b, np.nextafter(b, np.inf), np.nextafter(b, -np.inf), specials])}
     else:
         feeds = {f"i_{np.dtype(dt).name}": integer_inputs(dt) for dt in STANDARD[3:]}
     nodes, outs = [], {}
@@ -120,7 +121,8 @@ def _movement_graph(t):
     cols = x.shape[1]
     feeds = {"x": x, "row": x[:1].copy(), "m": np.arange(x.size).reshape(x.shape) % 3 == 0,
              "idx2": np.array([[1, 0], [0, 1]], np.int64)}
-    inits = {"st": np.array([1, cols - 1], np.int64), "en": np.array([4, 0], np.int64), "ax": np.array([0, 1], np.int64),
+    inits = {"st": np.array([1, cols - 1], np.int64), "en": np.array([4, 0], np.int64),
+             "ax": np.array([0, 1], np.int64),
              "sp": np.array([2, -3], np.int64), "idx": np.array([cols - 1, 0, 3, -2], np.int64),
              "shape": np.array([2, -1], np.int64), "eshape": np.array([3, cols], np.int64), "k": scalar,
              "table": table, "ge": (np.arange(x.size).reshape(x.shape) * 7 % cols).astype(np.int64),

@@ -76,8 +76,8 @@ def integer_inputs(dt) -> np.ndarray:
 def onnx_cast(x: np.ndarray, to: int, **attrs) -> np.ndarray:
     """Cast by onnx.reference.ReferenceEvaluator (ONNX's reference implementation)."""
     node = helper.make_node("Cast", ["x"], ["y"], to=to, **attrs)
-    graph = helper.make_graph([node], "cast", [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(x.dtype), None)],
-                              [helper.make_tensor_value_info("y", to, None)])
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([node], "cast", [vi("x", helper.np_dtype_to_tensor_dtype(x.dtype), None)], [vi("y", to, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -125,7 +125,8 @@ def test_every_code_to_every_type(t):
 def test_floats_to_type_at_every_boundary(t):
     sources = [float32_boundaries(), float32_sweep(), np.arange(1 << 16, dtype=np.uint16).view(np.float16)]
     b = float32_boundaries()[np.isfinite(float32_boundaries())].astype(np.float64)
-    sources.append(np.concatenate([b, np.nextafter(b, np.inf), np.nextafter(b, -np.inf), [np.inf, -np.inf, np.nan, 1e300]]))
+    specials = [np.inf, -np.inf, np.nan, 1e300]
+    sources.append(np.concatenate([b, np.nextafter(b, np.inf), np.nextafter(b, -np.inf), specials]))
     for x in sources:
         for attrs in _modes(t):
             assert_same(polyfuse_cast(x, t.onnx_code, **attrs), onnx_cast(x, t.onnx_code, **attrs),

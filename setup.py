@@ -38,7 +38,7 @@ setup(
     ext_modules=[Pybind11Extension("polyfuse._runtime", ["src/polyfuse/runtime/_runtime.cpp"], cxx_std=17,
                                    libraries=["dl"])],
     cmdclass={"build_py": build_py_with_data},
-    install_requires=["numpy>=1.24", "onnx>=1.14", "onnxruntime>=1.16", "sympy>=1.12", "networkx>=3.0",
-                      "jinja2>=3.1", "pybind11>=2.10"],
+    install_requires=["numpy>=1.24", "onnx>=1.14", "ml_dtypes>=0.5", "onnxruntime>=1.16", "sympy>=1.12",
+                      "networkx>=3.0", "jinja2>=3.1", "pybind11>=2.10"],
     entry_points={"console_scripts": ["polyfuse = polyfuse.cli:main"]},
 )

@@ -199,3 +199,176 @@ static inline int64_t pf_wrapmod(int64_t i, int64_t n) {
   i = i % n;
   return i < 0 ? i + n : i;
 }
+
+// ---- Narrow element types (the table in polyfuse/ir/narrow_types.py) -----------------------
+// float8 (E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ, E8M0), bfloat16, float4 E2M1 and the 4- and 2-bit
+// integers are stored unpacked, one byte per element (bfloat16: two) holding the type's bit
+// pattern (a 4- or 2-bit integer in the low bits, two's complement when signed), as numpy with
+// ml_dtypes holds them. Kernels only copy these bytes or convert them in a Cast:
+//   pf_from_<type>(code)              the value, exactly: a float (int8_t/uint8_t for integers);
+//   pf_to_<type>(x, saturate, round)  the code for a value of any standard type.
+// The conversions are those of ONNX's reference implementation (onnx.reference's Cast: ml_dtypes
+// conversions, saturate_cast, to_float8e8m0), bit for bit; tests/test_narrow_types.py checks every
+// code and every float32 rounding boundary. Integer bit manipulation only, no float arithmetic.
+namespace pf_narrow {
+
+// How a float format spends its largest codes. IEEE: the top exponent holds inf and NaNs
+// (E5M2, bfloat16). FN: no inf, S.1111.111 is NaN (E4M3FN). FNUZ: no inf, no -0, 1000_0000
+// is the only NaN (E4M3FNUZ, E5M2FNUZ). FINITE: every code is a number (float4 E2M1).
+enum Kind { IEEE, FN, FNUZ, FINITE };
+
+// Magnitude code of the largest finite value of a format with E exponent and M mantissa bits.
+template <int E, int M, Kind K>
+constexpr uint32_t max_code() {
+  constexpr uint32_t all = (1u << (E + M)) - 1;
+  return K == IEEE ? all - (1u << M) : (K == FN ? all - 1 : all);
+}
+
+static inline uint32_t bits_of(float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; }
+static inline uint64_t bits_of(double x) { uint64_t u; std::memcpy(&u, &x, 8); return u; }
+static inline float float_of(uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; }
+
+// The float value of code c of format (E, M, bias B, K); NaN codes give a quiet NaN with the
+// code's sign (FNUZ's one NaN gives -NaN, as ml_dtypes does).
+template <int E, int M, int B, Kind K>
+static inline float decode(uint32_t c) {
+  constexpr uint32_t top = max_code<E, M, K>(), mmask = (1u << M) - 1;
+  c &= (2u << (E + M)) - 1;  // a code's bits only
+  const uint32_t sign = (c >> (E + M)) << 31, a = c & ((1u << (E + M)) - 1);
+  if (K == FNUZ && c == 1u << (E + M)) return float_of(0xFFC00000u);
+  if (a > top) return float_of(sign | (K == IEEE && a == top + 1 ? 0x7F800000u : 0x7FC00000u));
+  if (a == 0) return float_of(sign);
+  const uint32_t e = a >> M;
+  if (e) return float_of(sign | (e + 127 - B) << 23 | (a & mmask) << (23 - M));
+  const int p = 31 - __builtin_clz(a);  // a subnormal: a * 2^(1-B-M), normalised at its top bit
+  return float_of(sign | uint32_t(p + 1 - B - M + 127) << 23 | ((a << (M - p)) & mmask) << (23 - M));
+}
+
+// The code of format (E, M, B, K) nearest to x (float or double), ties to even. Out of range:
+// the largest finite code with `saturate` or for FINITE formats, else inf (IEEE) or NaN.
+template <int E, int M, int B, Kind K, class T>
+static inline uint32_t encode(T x, bool saturate) {
+  using U = decltype(bits_of(x));
+  constexpr int SE = sizeof(T) == 4 ? 8 : 11, SM = sizeof(T) == 4 ? 23 : 52, SB = (1 << (SE - 1)) - 1;
+  constexpr uint32_t top = max_code<E, M, K>(), inf_code = top + 1;
+  const U u = bits_of(x), a = u & ((U(1) << (SE + SM)) - 1), inf = ((U(1) << SE) - 1) << SM;
+  const uint32_t sign = uint32_t(u >> (SE + SM)) << (E + M);
+  if (a > inf) {  // NaN
+    if (K == FNUZ) return 1u << (E + M);
+    if (K == FINITE) return sign ? 0 : 1u << (E + M);  // ml_dtypes: NaN becomes a zero of the other sign
+    return sign | (K == IEEE ? inf_code | 1u << (M - 1) : top + 1);
+  }
+  uint64_t code = uint64_t(top) + 1;  // inf: out of range
+  if (a < inf) {
+    const int e = int(a >> SM), ue = (e ? e : 1) - SB;  // ue: exponent of the leading bit's place
+    const U mant = (a & ((U(1) << SM) - 1)) | (e ? U(1) << SM : 0);
+    const int sub = (1 - B) - ue;  // binades below the smallest normal of the target
+    const int shift = SM - M + (sub > 0 ? sub : 0);
+    uint64_t q = 0;
+    if (shift <= SM + 1) {  // else below a quarter of the smallest subnormal: 0
+      const U rem = mant & ((U(1) << shift) - 1), half = U(1) << (shift - 1);
+      q = uint64_t(mant >> shift);
+      q += rem > half || (rem == half && (q & 1));
+    }
+    // q counts units of the target's last place; a carry into the next binade is the next code
+    code = sub > 0 ? q : (uint64_t(ue + B - 1) << M) + q;
+  }
+  if (code > top) {
+    if (K == FINITE || saturate) code = top;
+    else return K == IEEE ? sign | inf_code : (K == FNUZ ? 1u << (E + M) : sign | (top + 1));
+  }
+  if (K == FNUZ && code == 0) return 0;  // no -0
+  return sign | uint32_t(code);
+}
+
+// An integer as a double rounded to odd: exact up to 2^53, else truncated to 53 bits with the
+// last one set when any bit below was, so rounding it again to a narrower type rounds the
+// integer itself correctly (as ml_dtypes converts int64 to bfloat16).
+template <class T>
+static inline double odd_double(T x) {
+  const bool negative = std::is_signed_v<T> && x < T(0);
+  uint64_t m = negative ? 0 - uint64_t(x) : uint64_t(x);
+  if (m >> 53) {
+    const int shift = 11 - __builtin_clzll(m);  // bits below the top 53
+    m = (m >> shift | ((m & ((uint64_t(1) << shift) - 1)) != 0)) << shift;
+  }
+  return negative ? -double(m) : double(m);
+}
+
+// Any standard type as the source: integers (and bool) through odd_double, float16 through float
+// (exact).
+template <class T>
+static inline auto wide(T x) {
+  if constexpr (std::is_integral_v<T>) return odd_double(x);
+  else if constexpr (std::is_same_v<T, double>) return x;
+  else return float(x);
+}
+
+// 4- and 2-bit integers: an integer keeps its low bits (wraps); a float is truncated toward
+// zero and gives 0 when that is out of range or NaN (ml_dtypes' conversion).
+template <int N, bool SIGNED, class T>
+static inline uint8_t encode_int(T x) {
+  constexpr uint8_t mask = (1u << N) - 1;
+  if constexpr (std::is_integral_v<T>) {
+    return uint8_t(uint64_t(x) & mask);
+  } else {
+    constexpr double lo = SIGNED ? -double(1 << (N - 1)) : 0.0, hi = SIGNED ? double((1 << (N - 1)) - 1) : mask;
+    const double t = std::trunc(double(x));
+    return (t >= lo && t <= hi) ? uint8_t(int(t) & mask) : uint8_t(0);
+  }
+}
+template <int N, bool SIGNED>
+static inline std::conditional_t<SIGNED, int8_t, uint8_t> decode_int(uint8_t c) {
+  const int v = c & ((1 << N) - 1);
+  return SIGNED && v >= (1 << (N - 1)) ? v - (1 << N) : v;
+}
+
+}  // namespace pf_narrow
+
+#define PF_NARROW_FLOAT(NAME, STORE, E, M, B, KIND)                                              \
+  static inline float pf_from_##NAME(STORE c) { return pf_narrow::decode<E, M, B, pf_narrow::KIND>(c); } \
+  template <class T>                                                                            \
+  static inline STORE pf_to_##NAME(T x, bool saturate, int) {                                   \
+    return STORE(pf_narrow::encode<E, M, B, pf_narrow::KIND>(pf_narrow::wide(x), saturate));    \
+  }
+PF_NARROW_FLOAT(f8e4m3fn, uint8_t, 4, 3, 7, FN)
+PF_NARROW_FLOAT(f8e4m3fnuz, uint8_t, 4, 3, 8, FNUZ)
+PF_NARROW_FLOAT(f8e5m2, uint8_t, 5, 2, 15, IEEE)
+PF_NARROW_FLOAT(f8e5m2fnuz, uint8_t, 5, 2, 16, FNUZ)
+PF_NARROW_FLOAT(f4e2m1, uint8_t, 2, 1, 1, FINITE)
+#undef PF_NARROW_FLOAT
+// bfloat16 is the top half of a float32 (its subnormals are float32 subnormals, NaN payloads
+// kept); `saturate` does not apply to it: out of range is inf.
+static inline float pf_from_bf16(uint16_t c) { return pf_narrow::float_of(uint32_t(c) << 16); }
+template <class T>
+static inline uint16_t pf_to_bf16(T x, bool, int) {
+  return uint16_t(pf_narrow::encode<8, 7, 127, pf_narrow::IEEE>(pf_narrow::wide(x), false));
+}
+
+#define PF_NARROW_INT(NAME, N, SIGNED)                                                          \
+  static inline auto pf_from_##NAME(uint8_t c) { return pf_narrow::decode_int<N, SIGNED>(c); }  \
+  template <class T>                                                                            \
+  static inline uint8_t pf_to_##NAME(T x, bool, int) { return pf_narrow::encode_int<N, SIGNED>(x); }
+PF_NARROW_INT(int4, 4, true)
+PF_NARROW_INT(uint4, 4, false)
+PF_NARROW_INT(int2, 2, true)
+PF_NARROW_INT(uint2, 2, false)
+#undef PF_NARROW_INT
+
+// float8 E8M0: a power of two 2^(c-127), 0xFF is NaN. Encoding reads the float32 exponent (the
+// sign is dropped) and rounds by `round`: 0 up (any fraction), 1 down, 2 nearest (as ONNX's
+// reference: up when the fraction's top bit is set and, for exponent 0, any lower bit too);
+// `saturate` stops rounding up past 2^127. inf and NaN give NaN.
+static inline float pf_from_f8e8m0(uint8_t c) {
+  return pf_narrow::float_of(c == 0xFF ? 0x7FC00000u : (c ? uint32_t(c) << 23 : 0x00400000u));
+}
+template <class T>
+static inline uint8_t pf_to_f8e8m0(T x, bool saturate, int round) {
+  const uint32_t u = pf_narrow::bits_of(float(x)), e = (u >> 23) & 0xFF;
+  if (e == 0xFF) return 0xFF;
+  bool up = false;
+  if (round == 0) up = (u & 0x7FFFFF) != 0;
+  else if (round == 2) up = (u >> 22 & 1) && ((u >> 21 & 1) || (u & 0x1FFFFF) || e > 0);
+  if (up && saturate && e == 0xFE) up = false;
+  return uint8_t(e + up);
+}

@@ -12,12 +12,14 @@ import sympy
 
 from ..forms import functions as F
 from ..kernel.bounds import index_bounds
+from ..ir.narrow_types import NARROW_TYPES
 
 C_TYPES = {
     np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dtype(np.float16): "_Float16",
     np.dtype(np.int64): "int64_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t",
     np.dtype(np.int8): "int8_t", np.dtype(np.uint64): "uint64_t", np.dtype(np.uint32): "uint32_t",
     np.dtype(np.uint16): "uint16_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.bool_): "bool",
+    **{t.dtype: t.c_type for t in NARROW_TYPES},  # their codes; only Decode/Encode read them as numbers
 }
 
 _UNARY = {F.Exp: "pf_exp", F.Log: "std::log", F.Tanh: "pf_tanh", F.Erf: "pf_erf", F.Sqrt: "std::sqrt",
@@ -167,4 +169,8 @@ class CPrinter:
         if f is F.Cast:
             to = F.CAST_DTYPES[int(e.args[1])]
             return f"({args[0]} != 0)" if to == np.bool_ else f"static_cast<{c_type(to)}>({args[0]})"
+        if f is F.Decode:
+            return f"{NARROW_TYPES[int(e.args[1])].decode}({args[0]})"
+        if f is F.Encode:
+            return f"{NARROW_TYPES[int(e.args[1])].encode}({args[0]}, {'true' if e.args[2] else 'false'}, {args[3]})"
         raise NotImplementedError(f"no C++ for {f}")

@@ -6,11 +6,13 @@ dtypes, needed where integer and float semantics differ (Div, Pow).
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import sympy
 from sympy import Abs, Integer, Rational
 
 from . import functions as F
+from ..ir.narrow_types import NARROW_TYPES, ROUND_MODES, narrow_type
 from .movement import number
 
 
@@ -90,9 +92,31 @@ FORMS = {
     "Or": lambda a, at, dt: F.LogicalOr(a[0], a[1]),
     "Not": lambda a, at, dt: F.LogicalNot(a[0]),
     "IsNaN": lambda a, at, dt: F.IsNaN(a[0]),
-    "Cast": lambda a, at, dt: F.cast(a[0], _onnx_dtype(at["to"])),
+    "Cast": lambda a, at, dt: _cast(a[0], np.dtype(dt[0]), _onnx_dtype(at["to"]), at),
     "Identity": lambda a, at, dt: a[0],
 }
+
+
+def _cast(x, src: np.dtype, to: np.dtype, attrs: dict):
+    """A C conversion between standard types; to or from a narrow type (ir/narrow_types.py) through
+    its decode and encode helpers. A narrow float becomes an integer only where its truncation is
+    in the integer's range, else 0 (ml_dtypes' conversion, which ONNX's reference uses)."""
+    s, t = narrow_type(src), narrow_type(to)
+    if s is None and t is None:
+        return F.cast(x, to)
+    saturate = int(t is not None and t.saturate and bool(attrs.get("saturate", 1)))
+    if src == to and not saturate and to != ml_dtypes.float8_e8m0fnu:
+        return x  # else it re-encodes, as ONNX's reference does (E5M2's inf saturates)
+    if s is not None:
+        x = F.Decode(x, Integer(NARROW_TYPES.index(s)))
+        if t is None and not s.integer and to.kind in "iu":
+            lo, hi = (-2.0 ** (8 * to.itemsize - 1), 2.0 ** (8 * to.itemsize - 1)) if to.kind == "i" else \
+                (0.0, 2.0 ** (8 * to.itemsize))
+            x = F.Select(F.LogicalAnd(F.GreaterEq(x, sympy.Float(lo)), F.Less(x, sympy.Float(hi))), x, Integer(0))
+    if t is None:
+        return F.cast(x, to)
+    mode = ROUND_MODES.index(attrs.get("round_mode", "up"))
+    return F.Encode(x, Integer(NARROW_TYPES.index(t)), Integer(saturate), Integer(mode))
 
 
 def _onnx_dtype(code: int) -> np.dtype:

@@ -119,5 +119,11 @@ def cast(x, dtype) -> sympy.Expr:
     return Cast(x, sympy.Integer(CAST_DTYPES.index(np.dtype(dtype))))
 
 
+# The narrow types (ir/narrow_types.py; k indexes NARROW_TYPES): Decode(code, k) is the value a
+# code stands for, Encode(x, k, saturate, r) the code for x (Cast's saturate, ROUND_MODES[r]).
+Decode = _named("Decode", 2)
+Encode = _named("Encode", 4)
+
+
 ALL = (Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Use, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
-       IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast)
+       IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast, Decode, Encode)

@@ -19,6 +19,7 @@ from onnx import numpy_helper
 
 from ..errors import ModelError, UnsupportedError
 from ..ir import Graph, Node, Value
+from ..ir.narrow_types import NARROW_TYPES
 from .check_model import DEFAULT_DOMAINS, check_names, check_nodes, check_operators
 
 MIN_OPSET, MAX_OPSET = 13, 21
@@ -105,6 +106,7 @@ _NP_OF_ONNX = {
     onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16,
     onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.UINT32: np.uint32,
     onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.BOOL: np.bool_,
+    **{t.onnx_code: t.dtype for t in NARROW_TYPES},
 }
 
 

@@ -15,6 +15,7 @@ from ..forms.elementwise import element_form
 from ..forms.movement import MOVEMENT_OPS, broadcast_index, number
 from ..forms.reduction import REDUCTION_OPS
 from ..ir import Graph, Node, Value
+from ..ir.narrow_types import narrow_type
 from ..ops.categories import OpClass, op_class
 from .ir import ACC, IDX, Contraction, Loads, Pointwise, Reduction
 
@@ -27,8 +28,9 @@ class LoweredModel:
 
 
 def literal(v: Value) -> sympy.Expr:
-    """A one-element constant as a sympy number."""
-    return number(v.const.reshape(-1)[0])
+    """A one-element constant as a sympy number; of a narrow type, its code (ir/narrow_types.py)."""
+    t = narrow_type(v.dtype)
+    return number(v.const.reshape(-1)[0] if t is None else v.const.reshape(-1).view(t.code_dtype)[0])
 
 
 class _Ctx:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
 import onnx.helper
 
+from ..ir.narrow_types import ROUND_MODES, narrow_type
 from ._common import NodeArgs, UnsupportedOp, in_float64, register
 
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
@@ -188,13 +190,46 @@ def _bool_binary(n: NodeArgs) -> np.ndarray:
 
 @register("Cast")
 def _cast(n: NodeArgs) -> np.ndarray:
-    """C-style conversion: floats truncate toward zero into integers, nonzero (and NaN) is True.
-
-    ``saturate`` (opset 19) only concerns float8 targets, which are not supported.
-    """
+    """C-style conversion between standard types: floats truncate toward zero into integers,
+    nonzero (and NaN) is True. To and from the narrow types (ir/narrow_types.py), ONNX's reference
+    conversion: ml_dtypes' (round to nearest even; a float to a 4- or 2-bit integer truncates and
+    gives 0 out of range, an integer wraps), float8 ``saturate`` clamping to the largest finite
+    value first, and FLOAT8E8M0's own rounding (:func:`_to_e8m0`). As there, a Cast to the same
+    type re-encodes when it saturates or is to FLOAT8E8M0 (E5M2's inf becomes its largest value)."""
     to = int(n.attr("to"))
     target = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(to))
-    if target.kind not in "biuf":
+    narrow = narrow_type(target)
+    if target.kind not in "biuf" and narrow is None:
         raise UnsupportedOp("Cast", f"to {onnx.helper.tensor_dtype_to_string(to)}")
+    x = np.asarray(n.inputs[0])
+    saturate = bool(n.attr("saturate", 1))
+    if target == ml_dtypes.float8_e8m0fnu:
+        return _to_e8m0(x, saturate, n.attr("round_mode", "up"))
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.asarray(n.inputs[0]).astype(target)
+        if narrow is not None and narrow.saturate and saturate:
+            info = ml_dtypes.finfo(target)
+            x = np.clip(x, info.min, info.max)  # NaN stays NaN
+        return x.astype(target)  # a copy, also to the same type
+
+
+def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
+    """FLOAT8E8M0 (a power of two 2^(code - 127), code 255 NaN) from the float32 value's exponent
+    field, sign dropped, as ONNX's reference does: ``up`` adds one for any fraction, ``down``
+    none, ``nearest`` one when the fraction's top bit is set (and, at exponent 0, any lower bit);
+    with ``saturate`` never past 254. inf and NaN give 255 (NaN)."""
+    if round_mode not in ROUND_MODES:
+        raise ValueError(f"Cast: unknown round_mode {round_mode!r} (expected one of {', '.join(ROUND_MODES)})")
+    with np.errstate(invalid="ignore", over="ignore"):
+        u = np.asarray(x, dtype=np.float32).view(np.uint32)
+    e = ((u >> 23) & 0xFF).astype(np.int32)
+    if round_mode == "up":
+        up = (u & 0x7FFFFF) != 0
+    elif round_mode == "nearest":
+        g, r, sticky = (u & 0x400000) != 0, (u & 0x200000) != 0, (u & 0x1FFFFF) != 0
+        up = g & (r | sticky | (e > 0))
+    else:
+        up = np.zeros(u.shape, bool)
+    if saturate:
+        up &= e != 0xFE
+    code = np.where(e == 0xFF, 0xFF, e + up).astype(np.uint8)
+    return code.view(ml_dtypes.float8_e8m0fnu)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import PolyfuseError, UnsupportedError
 from ..ir import Graph, Node
+from ..ir.narrow_types import check_storage_use
 from ..ops import reference
 from ..ops.categories import CONST_INPUTS, OpClass, has_kernel, op_class, reads_only_shapes
 
@@ -113,9 +114,15 @@ def _infer_by_evaluation(graph: Graph, node: Node) -> None:
             graph.values[name].dtype, graph.values[name].shape = out.dtype, tuple(int(d) for d in out.shape)
 
 
+def _check_types(graph: Graph, node: Node, names: list[str]) -> None:
+    """Narrow element types only go through Cast and data movement (ir/narrow_types.py)."""
+    check_storage_use(node.op_type, [graph.values[n].dtype for n in names if n], f"node {node.name!r} ({node.op_type})")
+
+
 def fold_constants(graph: Graph) -> Graph:
     kept = []
     for node in graph.nodes:
+        _check_types(graph, node, node.inputs)  # before the reference evaluates it
         ins = [graph.values[i] for i in node.inputs if i]
         if all(v.is_const for v in ins) or reads_only_shapes(node):
             args = [None if not i else (graph.values[i].const if graph.values[i].is_const
@@ -136,6 +143,7 @@ def fold_constants(graph: Graph) -> Graph:
             _infer_contraction(graph, node)
         else:
             _infer_by_evaluation(graph, node)
+        _check_types(graph, node, node.outputs)  # a kernel's too (a large ConstantOfShape of a narrow value)
         kept.append(node)
     graph.nodes = kept
     return graph

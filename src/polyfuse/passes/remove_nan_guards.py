@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from ..ir import Graph
+from ..ir.narrow_types import narrow_type
 
 INF = math.inf
 # A float32 sum or product rounds to +-inf only past FLT_MAX by half an ulp (2^103); bounds are
@@ -46,7 +47,9 @@ def _const_bound(v) -> float:
 
 
 def _type_bound(dtype) -> float:
-    """Integers and bools are finite; a float graph input may hold anything."""
+    """Integers and bools are finite; a float graph input (or a narrow type's) may hold anything."""
+    if narrow_type(dtype) is not None:
+        return INF
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return 1.0
@@ -105,7 +108,7 @@ def magnitudes(graph: Graph) -> dict[str, float]:
     for name, v in graph.values.items():
         if v.dtype is None:
             continue
-        out[name] = _const_bound(v) if v.is_const else _type_bound(v.dtype)
+        out[name] = _const_bound(v) if v.is_const and narrow_type(v.dtype) is None else _type_bound(v.dtype)
     for node in graph.nodes:
         keep = _DATA_INPUTS.get(node.op_type)
         ins = [i for k, i in enumerate(node.inputs) if i and (keep is None or k in keep)]
@@ -116,6 +119,9 @@ def magnitudes(graph: Graph) -> dict[str, float]:
                 y = INF  # LayerNormalization's Mean and InvStdDev: not bounded here
             if o:
                 v = graph.values[o]
+                if v.dtype is not None and narrow_type(v.dtype) is not None:
+                    out[o] = INF  # float8, bfloat16 ...: a Cast without saturate makes NaN of large values
+                    continue
                 limit = LIMIT.get(np.dtype(v.dtype)) if v.dtype is not None else None
                 out[o] = y if limit is None or y <= limit else INF
                 if v.dtype is not None and np.dtype(v.dtype).kind in "biu":

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..build.artifact import LIBRARY, MANIFEST, WEIGHTS, copy_artifact, read_manifest
 from ..errors import ArtifactError, InputError
+from ..ir.narrow_types import dtype_named
 from .elf import check_library
 from .native import load_runtime
 
@@ -39,7 +40,7 @@ class TensorInfo:
 def _infos(manifest: dict, key: str, where: Path) -> list[TensorInfo]:
     """The manifest's ``inputs``/``outputs``, or ArtifactError naming the file (a hand edit)."""
     try:
-        infos = [TensorInfo(e["name"], np.dtype(e["dtype"]), tuple(e["shape"])) for e in manifest[key]]
+        infos = [TensorInfo(e["name"], dtype_named(e["dtype"]), tuple(e["shape"])) for e in manifest[key]]
         for i in infos:
             if not isinstance(i.name, str) or not all(type(d) is int and d >= 0 for d in i.shape):
                 raise ValueError(f"bad name or shape in {i}")

@@ -63,12 +63,22 @@ static inline std::common_type_t<A, B> pf_select(C c, A a, B b) {
   return c ? a : b;
 }
 
+// a * b + c rounded once where the CPU has FMA (the generated code is built with
+// -ffp-contract=off, so the compiler never fuses on its own), else twice.
+static inline float pf_fma(float a, float b, float c) {
+#if defined(__FMA__) || defined(__aarch64__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 // c[0] * x^(N-1) + c[1] * x^(N-2) + ... + c[N-1] by Horner's rule (fully unrolled, vectorisable).
 template <int N>
 static inline float pf_poly(float x, const float (&c)[N]) {
   float p = c[0];
 #pragma GCC unroll 16
-  for (int i = 1; i < N; ++i) p = p * x + c[i];
+  for (int i = 1; i < N; ++i) p = pf_fma(p, x, c[i]);
   return p;
 }
 

@@ -36,7 +36,7 @@ import opcases  # noqa: E402
 from test_op_parity import _BY_OPSET, _case_feeds, _merged_model  # noqa: E402
 
 HERE = Path(__file__).parent
-FLAGS = ["-O1", "-g", "-std=c++17", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
+FLAGS = ["-O1", "-g", "-std=c++17", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-pthread"]
 pytestmark = pytest.mark.skipif(shutil.which(cxx()) is None, reason="no C++ compiler")
 

@@ -43,10 +43,14 @@ def host_flags() -> list[str]:
     """-fno-math-errno and -fno-trapping-math change no result: they let the compiler vectorise
     libm-free math and speculate divisions inside selects (softmax's NaN guard), since polyfuse
     never reads errno or floating-point exception flags. No -ffast-math: NaN and inf must behave.
-    Threads come from polyfuse's own pool (kernels/pf_pool.cpp); OpenMP is used only for its
-    ``simd`` pragmas (-fopenmp-simd), so no OpenMP runtime is loaded."""
+    -ffp-contract=off: each operation rounds, as the model defines it. gcc's default contracts
+    a*b - c into one fused multiply-add, which changes results where exactness matters: a
+    LayerNorm of a constant row fused after a Mul computed x - x0 as fma(x', s, -x0), the rounding
+    error of x0 itself, and divided it by sqrt(1e-12). The hand-written kernels ask for FMAs
+    explicitly (intrinsics, pf_fma). Threads come from polyfuse's own pool (kernels/pf_pool.cpp);
+    OpenMP is used only for its ``simd`` pragmas (-fopenmp-simd), so no OpenMP runtime is loaded."""
     return ["-O3", "-march=native", "-std=c++17", "-fPIC", "-pthread", "-fopenmp-simd", "-fno-math-errno",
-            "-fno-trapping-math",
+            "-fno-trapping-math", "-ffp-contract=off",
             "-DNDEBUG"]
 
 

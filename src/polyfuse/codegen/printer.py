@@ -55,6 +55,8 @@ def float_literal(x: float, single: bool = True) -> str:
 
 
 def int_literal(i: int) -> str:
+    if i >= 2 ** 64 or i < -2 ** 63:
+        return f"({float(i)!r})"  # no C integer type holds it: only a float context can use it
     if i >= 2 ** 63:
         return f"{i}ULL"  # a uint64 constant
     if i == -2 ** 63:

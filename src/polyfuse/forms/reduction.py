@@ -53,9 +53,12 @@ def _softmax(ctx):
     return ReductionForm((a,), [(A0, "max", x), (A1, "sum", F.Exp(x - A0))], F.Exp(x - A0) / A1, True)
 
 
+SHIFT_LIMIT = sympy.Float(2.0 ** 64)  # a float: the integer 2^64 has no C literal
+
+
 def _layer_norm(ctx):
-    """Mean and variance over the row shifted by its first element x0 (by 0 when x0 is not
-    finite): d = x - x0, m = mean(d), var = mean((d - m)^2), y = (d - m) / sqrt(var + eps).
+    """Mean and variance over the row shifted by its first element x0 (by 0 when |x0| is above
+    2^64, inf and NaN included: x - x0 must not overflow where x alone would not): d = x - x0, m = mean(d), var = mean((d - m)^2), y = (d - m) / sqrt(var + eps).
     A constant row then has d = 0, so it normalizes to 0 even at epsilon 1e-12 (sum / n in
     float32 is not x0 exactly, and (x - that)^2 is not small next to such an epsilon). And for a
     row close to x0 (activations saturated near 1), d is exact and m small, so d - m keeps the
@@ -67,7 +70,7 @@ def _layer_norm(ctx):
     eps = sympy.Float(float(ctx.attrs.get("epsilon", 1e-5)))
     x = ctx.x
     first = ctx.load(0, tuple(ctx.vars[:a]) + (0,) * (r - a))
-    x0 = F.Select(F.IsFinite(first), first, 0)
+    x0 = F.Select(F.LessEq(sympy.Abs(first), SHIFT_LIMIT), first, 0)
     d = F.Use(x - x0, sympy.Integer(next(F.USES)))
     norm_vars, norm_shape = ctx.vars[a:r], shape[a:]
     y = (d - A0) / F.Sqrt(A1 + eps)

@@ -183,21 +183,25 @@ def merge_row_consumer(r: Reduction, consumer: Pointwise, shapes, views) -> Redu
                                loads=table.table, sources=r.sources + [s for s in consumer.sources if s not in r.sources])
 
 
+def _reregister(loads: dict, table: Loads, known: dict) -> dict:
+    """old symbol -> new symbol of each of ``loads`` registered in ``table`` (indices that read other
+    loads, a Gather's, rewritten with the new symbols)."""
+    mapping = {}
+    for sym, load in _dependency_order(loads):
+        mapping[sym] = table(load.buffer, [sympy.sympify(i).xreplace({**known, **mapping}) for i in load.index])
+    return mapping
+
+
 def merge_stage(first: Reduction, second: Reduction, shapes, views) -> Reduction:
     """``first`` (read by ``second`` as a row value) becomes ``second``'s earlier stages."""
     stages, ren = _fresh_accs(first, [a for a, _, _ in second.stages])
-    value = sympy.sympify(first.body).xreplace(ren)
     table = Loads({}, reserved=list(second.loads) + list(first.loads))
-    mapping = {}
-    for sym, load in first.loads.items():
-        mapping[sym] = table(load.buffer, load.index)
+    mapping = _reregister(first.loads, table, {})
+    value = sympy.sympify(first.body).xreplace(ren).xreplace(mapping)  # a row value may read (x0)
     stages = [(a, c, sympy.sympify(e).xreplace(mapping)) for a, c, e in stages]
-    replace = {}
     row_reads = [sym for sym, load in second.loads.items() if base_index(load, shapes, views)[0] == first.output]
-    replace.update(zip(row_reads, uses(value, len(row_reads))))
-    for sym, load in second.loads.items():
-        if sym not in replace:
-            replace[sym] = table(load.buffer, load.index)
+    replace = dict(zip(row_reads, uses(value, len(row_reads))))
+    replace.update(_reregister({s: l for s, l in second.loads.items() if s not in replace}, table, replace))
     new_stages = stages + [(a, c, sympy.sympify(e).xreplace(replace)) for a, c, e in second.stages]
     return dataclasses.replace(second, stages=new_stages, body=sympy.sympify(second.body).xreplace(replace),
                                loads=table.table, sources=first.sources + [s for s in second.sources

@@ -16,6 +16,7 @@ EXACT_LIMIT = 2.0 ** 22  # |value| * 2**bits below this: float32 holds it exactl
 OPSETS = (17, 18, 21)
 IR_VERSION = 10
 SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0)
+FLT_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 from onnx import TensorProto
 
-from .core import BOOL, F32, F64, I64, MAX_ELEMENTS, Builder, Info, broadcasts, exact_or_not, inexact, out_shape
+from .core import BOOL, F32, FLT_MAX, F64, I64, MAX_ELEMENTS, Builder, Info, broadcasts, exact_or_not, inexact, out_shape
 
 
 _UNARY_SMOOTH = {
@@ -164,12 +164,14 @@ def gen_clip(b: Builder) -> bool:
     nlo = i.lo if lo is None else max(i.lo, lo)
     nhi = i.hi if hi is None else min(i.hi, hi)
     info = replace(i, lo=min(nlo, nhi), hi=max(nlo, nhi), bits=max(i.bits, 2))
+    if i.special and (lo is None or hi is None):  # an omitted bound is FLT_MAX: -inf becomes -3.4e38, finite
+        info = inexact(-FLT_MAX if lo is None else info.lo, FLT_MAX if hi is None else info.hi, True)
     b.node("Clip", ins, [(F32, x.shape, info)])
     return True
 
 
 def gen_cast(b: Builder) -> bool:
-    kind = b.pick(("f2i", "i2f", "b2f", "f2b", "f2d2f"), (2, 0, 2, 1, 2))
+    kind = b.pick(("f2i", "b2f", "f2b", "f2d2f"), (2, 2, 1, 2))
     if kind in ("f2i", "f2b"):
         x = b.operand(exact=True)
         if x is None:

@@ -145,11 +145,24 @@ def _hoist_invariant(e, idx_of: dict, inner: set, pr: CPrinter, hoist: dict):
 
     def walk(x):
         syms = free(x)
-        if syms & idx_of.keys() and not syms & inner:
+        if syms & idx_of.keys() and not syms & inner and _integral(x):
             return hoist.setdefault(pr(x), sympy.Symbol(f"g{len(hoist)}", integer=True))
         return x.func(*[walk(a) for a in x.args]) if x.args else x
 
     return walk(e)
+
+
+def _integral(x) -> bool:
+    """True when index expression ``x`` is an integer for every value of its parts: it may become an
+    int64_t. 2*w/21 inside a floor is not (hoisted, it truncated to 0: a Gather read through a
+    Reshape read the wrong rows); floor(...), Mod(...) and w itself are."""
+    if x.is_Rational:
+        return x.is_Integer
+    if not x.args or isinstance(x, (sympy.floor, sympy.Mod)):
+        return True
+    if x.is_Pow:
+        return x.exp.is_Integer and int(x.exp) >= 0 and _integral(x.base)
+    return (x.is_Add or x.is_Mul or isinstance(x, F._Opaque)) and all(_integral(a) for a in x.args)
 
 
 def _loops(shape, dims):

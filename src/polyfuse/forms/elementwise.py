@@ -9,7 +9,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import sympy
-from sympy import Abs, Integer, Rational
+from sympy import Integer, Rational
 
 from . import functions as F
 from ..ir.narrow_types import NARROW_TYPES, ROUND_MODES, narrow_type
@@ -77,7 +77,7 @@ FORMS = {
     "Neg": lambda a, at, dt: -a[0],
     "Exp": lambda a, at, dt: F.Exp(a[0]),
     "Log": lambda a, at, dt: F.Log(a[0]),
-    "Abs": lambda a, at, dt: Abs(a[0]),
+    "Abs": lambda a, at, dt: F.Abs(a[0]),
     "Reciprocal": lambda a, at, dt: 1 / a[0],
     "Clip": _clip,
     "Max": _extreme(F.FMax),

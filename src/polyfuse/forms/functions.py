@@ -1,7 +1,7 @@
 """sympy functions for the operations whose sympy counterpart would compute wrongly.
 
 sympy evaluates eagerly with the rules of real (or complex) numbers, not IEEE floats. Its own
-relational and logic classes, and its exp, log, sqrt, tanh, erf and fractional powers, come
+relational and logic classes, and its abs, exp, log, sqrt, tanh, erf and fractional powers, come
 with rewrites that do not hold for every float: ``exp(log(x)) -> x`` is wrong for x < 0 (NaN),
 ``sqrt(x)**2 -> x`` likewise, ``x*0 -> 0`` and ``x - x -> 0`` are wrong for x = inf or NaN. So
 comparisons, selects, casts, integer division, NaN tests, transcendental functions, powers with
@@ -40,6 +40,7 @@ def _named(name: str, nargs: int):
     return type(name, (_Opaque,), {"nargs": nargs})
 
 
+Abs = _named("Abs_", 1)  # sympy rewrites Abs(f) of an unknown function as sqrt(f * conjugate(f))
 Exp = _named("Exp", 1)
 Log = _named("Log", 1)
 Sqrt = _named("Sqrt", 1)
@@ -67,7 +68,7 @@ class Use(_Opaque):
     nargs = 2
 
     def _sympystr(self, printer) -> str:
-        return printer.doprint(self.args[0])
+        return f"({printer.doprint(self.args[0])})"
 
 
 USES = itertools.count()
@@ -125,5 +126,5 @@ Decode = _named("Decode", 2)
 Encode = _named("Encode", 4)
 
 
-ALL = (Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Use, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
+ALL = (Abs, Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Use, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
        IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast, Decode, Encode)

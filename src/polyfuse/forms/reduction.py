@@ -70,7 +70,7 @@ def _layer_norm(ctx):
     eps = sympy.Float(float(ctx.attrs.get("epsilon", 1e-5)))
     x = ctx.x
     first = ctx.load(0, tuple(ctx.vars[:a]) + (0,) * (r - a))
-    x0 = F.Select(F.LessEq(sympy.Abs(first), SHIFT_LIMIT), first, 0)
+    x0 = F.Select(F.LessEq(F.Abs(first), SHIFT_LIMIT), first, 0)
     d = F.Use(x - x0, sympy.Integer(next(F.USES)))
     norm_vars, norm_shape = ctx.vars[a:r], shape[a:]
     y = (d - A0) / F.Sqrt(A1 + eps)

@@ -108,6 +108,7 @@ class _Planner:
         self.outputs = {model.views.get(o, o) for o in self.g.outputs}
         self.refusals: dict[tuple, Refusal] = {}
         self.readers: dict[str, list] = {}
+        self.live: set[int] = set()  # ids of the kernels in the list now
         for k in model.kernels:
             self._add(k)
 
@@ -120,12 +121,21 @@ class _Planner:
         return out
 
     def _add(self, k):
+        self.live.add(id(k))
         for b, how in self._uses(k):
             self.readers.setdefault(b, []).append((k, how))
 
     def _drop(self, k):
+        self.live.discard(id(k))
         for b, _ in self._uses(k):
             self.readers[b] = [(r, h) for r, h in self.readers[b] if r is not k]
+
+    def snapshot(self, reverse: bool = False):
+        """The kernels to visit in a pass, skipping any a rewrite earlier in the same pass replaced
+        (merging a stale copy brought back reads of a buffer whose kernel was gone)."""
+        for k in (list(reversed(self.model.kernels)) if reverse else list(self.model.kernels)):
+            if id(k) in self.live:
+                yield k
 
     def replace(self, old, new):
         ks = self.model.kernels
@@ -147,7 +157,7 @@ class _Planner:
 
     def inline_pass(self) -> bool:
         changed = False
-        for p in list(reversed(self.model.kernels)):
+        for p in self.snapshot(reverse=True):
             if not isinstance(p, Pointwise):
                 continue
             users = list(self.readers.get(p.output, []))
@@ -185,7 +195,7 @@ class _Planner:
         """Fold consumers into contractions and reductions; with ``rows``, also row-value consumers
         and stage merges (run last, so cheap elementwise producers have been inlined first)."""
         changed = False
-        for k in list(self.model.kernels):
+        for k in self.snapshot():
             if not isinstance(k, (Contraction, Reduction)):
                 continue
             users = self.readers.get(k.output, [])
@@ -253,7 +263,7 @@ class _Planner:
     def operand_pass(self) -> bool:
         changed = False
         producers = {k.output: k for k in self.model.kernels}
-        for c in list(self.model.kernels):
+        for c in self.snapshot():
             if not isinstance(c, Contraction):
                 continue
             for which in ("a", "b"):

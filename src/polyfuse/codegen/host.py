@@ -289,7 +289,8 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     body = sympy.sympify(k.body).subs(zero)
     exprs = [sympy.sympify(e).subs(zero) for _, _, e in k.stages] + [body]
     pr = params.printer(k.loads, zero, accs, exprs=exprs,
-                        inner={IDX[d] for d in red} if all(k.shape[d] for d in red) else None)
+                        inner={IDX[d] for d in red} if all(k.shape[d] for d in red) else None,
+                        guarded=params.guarded(k.loads, k.shape))
     stages = _stages(k, pr, zero, acc_t)
     if k.keep_shape:
         out_index = linear(IDX[:rank], k.shape)
@@ -321,7 +322,7 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
     if sympy.sympify(k.epilogue) != ACC:
         shape = k.out_shape if k.c_strides is None else natural
         zero = _zero_unit_dims(shape)
-        epr = params.printer(k.loads, zero, {ACC: "acc"})
+        epr = params.printer(k.loads, zero, {ACC: "acc"}, guarded=params.guarded(k.loads, shape))
         out_strides = k.c_strides if k.c_strides is not None else strides(shape)
         out_index = sum((i * s for i, s, d in zip(IDX, out_strides, shape) if d != 1), sympy.Integer(0))
         flat = _flat(_loops(shape, [d for d, n in enumerate(shape) if n != 1]), True)
@@ -356,13 +357,14 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
     bstr = strides(s.batch)
     batch_vars = [(f"i{d}", f"(bi / {bstr[d]}) % {n}" if n != 1 else "0") for d, n in enumerate(s.batch)]
     tile = {sym: f"s[{col}]" for sym, l in r.loads.items() if l.buffer == s.output}
-    spr = params.printer(s.loads, {}, {ACC: "acc"})
-    rpr = params.printer({x: l for x, l in r.loads.items() if x not in tile}, {}, {**tile, **{a: str(a) for a, _, _ in r.stages}})
+    spr = params.printer(s.loads, {}, {ACC: "acc"}, guarded=params.guarded(s.loads, tuple(s.batch) + (s.m, s.n)))
+    rloads = {x: l for x, l in r.loads.items() if x not in tile}
+    rpr = params.printer(rloads, {}, {**tile, **{a: str(a) for a, _, _ in r.stages}}, guarded=params.guarded(rloads, r.shape))
     acc_t = c_type(r.acc_dtype if r.acc_dtype is not None else np.float32)
     c_batch, ldc = c.c_addressing()
     c_out = linear(IDX[:nb + 2], tuple(c.batch) + (c.m, c.n)) if c.c_strides is None else \
         sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))
-    cpr = params.printer(c.loads, {}, {ACC: "acc"})
+    cpr = params.printer(c.loads, {}, {ACC: "acc"}, guarded=params.guarded(c.loads, tuple(c.batch) + (c.m, c.n)))
     epi = lambda x, p: "" if sympy.sympify(x) == ACC else p(x)  # noqa: E731
     stages, body = _stages(r, rpr, {}, acc_t), sympy.sympify(r.body)
     stored = _store_last_term(r, set(tile))

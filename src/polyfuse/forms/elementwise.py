@@ -62,8 +62,8 @@ def _clip(a, attrs, dt):
 
 
 FORMS = {
-    "Add": lambda a, at, dt: a[0] + a[1],
-    "Sub": lambda a, at, dt: a[0] - a[1],
+    "Add": lambda a, at, dt: F.whole(a[0] + a[1]),
+    "Sub": lambda a, at, dt: F.whole(a[0] - a[1]),
     "Mul": lambda a, at, dt: a[0] * a[1],
     "Div": lambda a, at, dt: _div(a, at, dt),
     "Pow": lambda a, at, dt: _pow(a, at, dt),

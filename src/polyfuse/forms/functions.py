@@ -18,7 +18,11 @@ The rewrites sympy still applies to value expressions, and where they hold:
 * cancellations such as ``x - x``, ``x/x``, ``x**2/x``: never applied, because every read of
   a tensor element is its own symbol (:class:`polyfuse.kernel.ir.Loads` never merges two
   reads), and every read of a result fused into its producer's epilogue its own :class:`Use`,
-  so no two terms are the same expression.
+  so no two terms are the same expression;
+* reassociation of sums (``(a - b) + c -> (a + c) - b``, ``3*(a + b) -> 3*a + 3*b``): never
+  applied, because each Add and Sub of the model is a :class:`Use`, which sympy does not flatten
+  into the sums and products around it. Products may be regrouped and their numeric factors
+  folded: that changes a result by a few ulps, never by cancellation.
 """
 from __future__ import annotations
 
@@ -63,12 +67,19 @@ _uses = itertools.count()
 
 
 class Use(_Opaque):
-    """Use(x, n): one read of a result that a fused kernel reads more than once, printed as x.
-    n numbers each read, so sympy never cancels two of them (x - x must stay NaN for x = inf)."""
+    """Use(x, n): x kept whole, printed as x. sympy neither cancels it against an equal term (n
+    numbers each use: x - x must stay NaN for x = inf) nor flattens it into an enclosing sum. A
+    model's Add or Sub is one (:func:`whole`): ``(a - b) + c`` rounds a - b first, as onnxruntime
+    does; reordered as ``(a + c) - b`` it gave 1 instead of 0.999 for a = b = 1e6, c = 0.999."""
     nargs = 2
 
     def _sympystr(self, printer) -> str:
         return f"({printer.doprint(self.args[0])})"
+
+
+def whole(x) -> sympy.Expr:
+    """``x`` as one term that sympy will not regroup (see :class:`Use`); a number stays a number."""
+    return x if x.is_Number or x.is_Symbol else Use(x, sympy.Integer(next(USES)))
 
 
 USES = itertools.count()

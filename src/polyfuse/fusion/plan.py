@@ -72,7 +72,8 @@ class FusionReport:
 
 
 def ops(k) -> int:
-    return sum(sympy.count_ops(e) for e in exprs(k))
+    """Arithmetic operations in ``k``'s expressions (F.Use groupings are not operations)."""
+    return sum(sympy.count_ops(_ungrouped(e)) for e in exprs(k))
 
 
 def ops_after_cse(k) -> int:
@@ -80,9 +81,15 @@ def ops_after_cse(k) -> int:
         [k.first, k.second] if isinstance(k, GemmChain) else [k]
     total = 0
     for part in parts:
-        temps, reduced = sympy.cse([sympy.sympify(e) for e in exprs(part)])
+        temps, reduced = sympy.cse([_ungrouped(e) for e in exprs(part)])
         total += sum(sympy.count_ops(e) for _, e in temps) + sum(sympy.count_ops(e) for e in reduced)
     return total
+
+
+def _ungrouped(e):
+    """``e`` without its F.Use wrappers (groupings, not operations), for counting."""
+    e = sympy.sympify(e)
+    return e.replace(lambda x: isinstance(x, F.Use), lambda x: x.args[0])
 
 
 def _elements(k) -> int:

@@ -76,7 +76,9 @@ def gen_layer_norm(b: Builder) -> bool:
     ins = [x.name, scale.name]
     if b.coin(0.6):
         ins.append(b.leaf(norm, const=True).name)
-    eps = float(b.pick((1e-5, 1e-12, 0.1)))
+    # epsilon 1e-12 amplifies an input's rounding by up to 1e6 where a row is nearly constant: both
+    # engines then print noise. Only exact rows (whose variance is 0 or at least 2^-2bits) get it.
+    eps = float(b.pick((1e-5, 1e-12, 0.1) if x.info.exact else (1e-5, 0.1)))
     mag = 3 * math.sqrt(n) + 3
     outs = [(F32, x.shape, inexact(-mag, mag, x.info.special))]
     if b.coin(0.2):

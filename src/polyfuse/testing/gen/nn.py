@@ -44,12 +44,20 @@ def gen_reduce(b: Builder) -> bool:
     return True
 
 
-def gen_softmax(b: Builder) -> bool:
+def _operand_and_axis(b: Builder):
+    """A float operand of rank >= 1 and an axis of it in [-rank, rank), or None."""
     x = b.operand()
     if x is None or not x.shape:
-        return False
+        return None
     r = len(x.shape)
-    axis = int(b.rng.integers(-r, r))
+    return x, int(b.rng.integers(-r, r))
+
+
+def gen_softmax(b: Builder) -> bool:
+    picked = _operand_and_axis(b)
+    if picked is None:
+        return False
+    x, axis = picked
     b.node("Softmax", [x.name], [(F32, x.shape, inexact(0.0, 1.0, x.info.special))], axis=axis)
     return True
 
@@ -62,11 +70,11 @@ def _constant_rows(b: Builder, shape: tuple, axis: int) -> T:
 
 
 def gen_layer_norm(b: Builder) -> bool:
-    x = b.operand()
-    if x is None or not x.shape:
+    picked = _operand_and_axis(b)
+    if picked is None:
         return False
+    x, axis = picked
     r = len(x.shape)
-    axis = int(b.rng.integers(-r, r))
     a = axis % r
     if b.coin(0.2):
         x = _constant_rows(b, x.shape, a)

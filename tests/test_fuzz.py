@@ -2,13 +2,14 @@
 
 The quick profile compiles 300 random graphs (fixed seed) fused and unfused and checks every
 output against onnxruntime with the oracle's rule (polyfuse.testing.oracle): same NaN and +-inf
-positions, floats within rtol 1e-4 + atol 1e-5, or no more than 4x onnxruntime's distance from
-a float64 evaluation. The long profile is `python -m polyfuse.testing.fuzz --graphs 10000`.
+positions, floats within rtol 1e-4 + atol 1e-5, or no more than 4x onnxruntime's distance (or
+4x the rounding spread) from a float64 evaluation. The long profile is `python -m polyfuse.testing.fuzz --graphs 10000`.
 """
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,7 +20,7 @@ from polyfuse.testing.fuzz import fuzz
 from polyfuse.testing.gen import merge, random_graph
 from polyfuse.testing.gen.core import Graph
 from polyfuse.testing.minimize import minimize
-from polyfuse.testing.oracle import compare, run_ort
+from polyfuse.testing.oracle import compare, reference64, rounding_spread, run_ort
 
 QUICK_GRAPHS, QUICK_SEED = 300, 17
 
@@ -72,6 +73,52 @@ def test_oracle_verdicts():
     assert compare("y", np.array([1.5], np.float32), np.array([1.1], np.float32), truth) is not None
     # a NaN where the float64 evaluation has one too (onnxruntime's ReduceMax may drop it)
     assert compare("y", np.array([np.nan], np.float32), np.array([3.0], np.float32), np.array([np.nan])) is None
+
+
+def test_rounding_spread_accepts_float32_error_where_onnxruntime_is_lucky():
+    """tests/oracle_cases/cancelling-sum-matmul: sums of ~33 times +-3 cancel to ~0. onnxruntime
+    gives exactly 0 (float64: 2.4e-7); another float32 summation order gives 1.3e-5, which is
+    within float32's error bound but 55x onnxruntime's distance from the truth."""
+    d = Path(__file__).parent / "oracle_cases" / "cancelling-sum-matmul"
+    model = onnx.load(d / "model.onnx")
+    with np.load(d / "feeds.npz") as f:
+        feeds = {k: f[k] for k in f.files}
+    name = model.graph.output[0].name
+    (want,) = run_ort(model, feeds)
+    truth = reference64(model, feeds)
+    spread = rounding_spread(model, feeds, truth)[name]
+    at = (0, 1, 6)
+    assert want[at] == 0 and abs(truth[name][at]) < 1e-6
+    got = want.copy()
+    got[at] = 1.33514404e-05  # polyfuse's answer when the case was found
+    assert compare(name, got, want, truth[name]) is not None  # the old rule alone rejects it
+    assert compare(name, got, want, truth[name], spread) is None
+    assert 1e-6 < spread[at] < 1e-4  # sqrt(n)*u*sum|terms| of a 99-term sum of ~33, times +-3: float32's scale
+    got[at] = 1e-3
+    assert compare(name, got, want, truth[name], spread) is not None
+
+
+def test_rounding_spread_keeps_equal_values_equal():
+    """A correctly rounded operation gives equal results for equal arguments, so a LayerNorm of a
+    constant row is exactly 0 in any float32 engine; the spread must not excuse anything else."""
+    nodes = [helper.make_node("Expand", ["x", "shape"], ["e"]), helper.make_node("Mul", ["e", "s"], ["m"]),
+             helper.make_node("LayerNormalization", ["m", "g", "b"], ["y"], epsilon=1e-12)]
+    f = onnx.TensorProto.FLOAT
+    g = helper.make_graph(
+        nodes, "rows", [helper.make_tensor_value_info("x", f, [4, 1])],
+        [helper.make_tensor_value_info("y", f, [4, 16]), helper.make_tensor_value_info("m", f, [4, 16])],
+        [onnx.numpy_helper.from_array(np.array([4, 16], np.int64), "shape"),
+         onnx.numpy_helper.from_array(np.array(1.37, np.float32), "s"),
+         onnx.numpy_helper.from_array(np.ones(16, np.float32), "g"),
+         onnx.numpy_helper.from_array(np.zeros(16, np.float32), "b")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": np.array([[0.3], [-2.1], [7.7], [1e-3]], np.float32)}
+    truth = reference64(model, feeds)
+    spread = rounding_spread(model, feeds, truth)
+    assert np.all(spread["y"] == 0)
+    assert np.all(spread["m"] > 0) and np.all(spread["m"] <= 4 * 2.0 ** -24 * np.abs(truth["m"]))
+    bad = np.full((4, 16), 1e-3, np.float32)
+    assert compare("y", bad, np.zeros((4, 16), np.float32), truth["y"], spread["y"]) is not None
 
 
 def _chain(n):

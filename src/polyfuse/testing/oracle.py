@@ -10,6 +10,17 @@ the row; numpy and polyfuse always propagate it). Badly conditioned values
 (LayerNorm of a nearly constant row, a difference of nearly equal numbers) come out
 differently in any two float32 engines; this keeps them from being reported, while an answer
 that is wrong where onnxruntime is right is always reported.
+
+onnxruntime can also be lucky: a sum that cancels to 0 can come out exact in one summation
+order and a few units of the terms' last place off in another. :func:`rounding_spread` estimates
+how far float32 rounding may move each value (Monte Carlo arithmetic: the float64 evaluation
+repeated with every float32 result perturbed by its rounding error bound), and a value within
+:data:`WORSE` times that spread of the float64 value is accepted too. The bound per node is the
+textbook one (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3-4): a sum of n terms
+is off by at most n·u·Σ|terms| and, with rounding errors treated as independent random
+variables, by √n·u·Σ|terms| with high probability (Higham and Mary, "A new approach to
+probabilistic rounding error analysis", 2019), which is the scale used; any other result is off
+by a few units of its last place, and data movement by nothing.
 """
 from __future__ import annotations
 
@@ -45,6 +56,11 @@ def reference64(model: onnx.ModelProto, feeds: dict, widen: bool = True) -> dict
     """Every value of the graph evaluated by polyfuse's numpy reference (checked against
     onnxruntime op by op): in float64, float32 data and casts widened, or with ``widen=False``
     in the model's own types."""
+    return _evaluate(model, feeds, widen)
+
+
+def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> dict[str, np.ndarray]:
+    """:func:`reference64`; ``after(node, args, attrs, outs)``, when given, may replace a node's outputs."""
     wide = _wide if widen else (lambda x: x)
     env = {t.name: wide(numpy_helper.to_array(t)) for t in model.graph.initializer}
     env.update({k: wide(np.asarray(v)) for k, v in feeds.items()})
@@ -56,9 +72,98 @@ def reference64(model: onnx.ModelProto, feeds: dict, widen: bool = True) -> dict
             attrs["to"] = onnx.TensorProto.DOUBLE
         args = [env[i] if i else None for i in node.input]
         with np.errstate(all="ignore"):
-            outs = reference.evaluate(node.op_type, args, attrs, opset=opset, num_outputs=len(node.output))
-        env.update({o: wide(v) for o, v in zip(node.output, outs) if o})
+            outs = [wide(v) for v in reference.evaluate(node.op_type, args, attrs, opset=opset,
+                                                        num_outputs=len(node.output))]
+            if after is not None:
+                outs = after(node, args, attrs, outs)
+        env.update({o: v for o, v in zip(node.output, outs) if o})
     return env
+
+
+U = 2.0 ** -24  # float32's unit roundoff
+SUMS = {"MatMul", "Gemm", "ReduceSum", "ReduceMean", "CumSum", "Einsum"}  # linear in each input: Σ|terms| by abs
+ROW_SUMS = {"Softmax", "LayerNormalization"}  # a sum per row inside
+ULPS = 4  # any other float32 result: within a few units of its last place (libm, polyfuse's vector math)
+EXACT = {"Expand", "Reshape", "Transpose", "Slice", "Concat", "Split", "Gather", "GatherElements", "GatherND",
+         "Squeeze", "Unsqueeze", "Flatten", "Identity", "Pad", "Trilu", "Neg", "Abs", "Relu", "Max", "Min",
+         "Clip", "Where", "ReduceMax", "Constant", "ConstantOfShape"}  # move or pick values: no rounding
+
+
+def _terms(op: str, args: list, attrs: dict, out: np.ndarray) -> int:
+    """How many terms one output element of a node in SUMS or ROW_SUMS adds up (an upper bound)."""
+    a = np.asarray(args[0])
+    if op == "MatMul" or (op == "Gemm" and not attrs.get("transA")):
+        return a.shape[-1]
+    if op == "Gemm":
+        return a.shape[0]
+    if op == "CumSum":
+        return a.shape[int(np.asarray(args[1]).reshape(-1)[0])]
+    if op == "Softmax":
+        return a.shape[int(attrs.get("axis", -1))] if a.ndim else 1
+    if op == "LayerNormalization":
+        return int(np.prod(a.shape[int(attrs.get("axis", -1)):])) if a.ndim else 1
+    return max(1, a.size // max(out.size, 1))
+
+
+def _unit_hash(v: np.ndarray, salt: int) -> np.ndarray:
+    """A pseudo-random number in [-1, 1) per element that is a function of the element's value
+    (splitmix64 of its bits and ``salt``): equal values get equal perturbations, as a correctly
+    rounded operation gives equal results for equal arguments. A constant row stays constant;
+    independent noise would make a LayerNorm of it look arbitrarily ill-conditioned."""
+    with np.errstate(over="ignore"):
+        z = np.ascontiguousarray(v, np.float64).view(np.uint64) + np.uint64(salt * 0x9E3779B97F4A7C15 % (1 << 64))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -52 - 1.0
+
+
+def rounding_spread(model: onnx.ModelProto, feeds: dict, truth: dict, samples: int = 8,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """name -> how far float32 rounding may move each float32 value of the graph from ``truth``
+    (:func:`reference64`): the largest deviation over ``samples`` evaluations in which every
+    float32 result is perturbed by a pseudo-random fraction of its error bound (a sum of n terms
+    by √n·u·Σ|terms|, any other result by ULPS·u of itself, data movement not at all), drawn as
+    a function of the value
+    (:func:`_unit_hash`). A sample that changes an integer or
+    bool value anywhere (a comparison flipped) is dropped: past a discontinuity the spread says
+    nothing. Non-finite spreads count as 0 (no leniency)."""
+    typed = onnx.shape_inference.infer_shapes(model)
+    f32 = {v.name for v in [*typed.graph.value_info, *typed.graph.output]
+           if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    salt = iter(range(seed * 1_000_003 + 1, 1 << 62))
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+    def perturb(node, args, attrs, outs):
+        res = []
+        for name, out in zip(node.output, outs):
+            if name not in f32 or out.dtype != np.float64 or node.op_type in EXACT:
+                res.append(out)
+                continue
+            d = _unit_hash(out, next(salt))
+            if node.op_type in SUMS or node.op_type in ROW_SUMS:
+                d *= np.sqrt(_terms(node.op_type, args, attrs, out))
+            if node.op_type in SUMS:
+                absargs = [np.abs(x) if x is not None and x.dtype.kind == "f" else x for x in args]
+                absattrs = {k: abs(v) if k in ("alpha", "beta") else v for k, v in attrs.items()}
+                terms = reference.evaluate(node.op_type, absargs, absattrs, opset=opset)[0]
+                res.append(out + U * d * np.asarray(terms, np.float64))
+            elif node.op_type in ROW_SUMS:
+                res.append(out * (1 + U * d))
+            else:
+                res.append(out * (1 + ULPS * U * d))
+        return res
+
+    spread = {n: np.zeros(np.shape(truth[n])) for n in f32 if n in truth}
+    for _ in range(samples):
+        env = _evaluate(model, feeds, True, perturb)
+        if any(np.asarray(v).dtype.kind in "biu" and not np.array_equal(v, truth.get(k)) for k, v in env.items()):
+            continue
+        for n, s in spread.items():
+            with np.errstate(invalid="ignore"):
+                dev = np.abs(np.asarray(env[n], np.float64) - truth[n])
+            spread[n] = np.fmax(s, np.where(np.isfinite(dev), dev, 0.0))
+    return spread
 
 
 @dataclass
@@ -70,8 +175,10 @@ class Mismatch:
         return f"{self.output}: {self.what}"
 
 
-def compare(name: str, got: np.ndarray, want: np.ndarray, truth: np.ndarray | None) -> Mismatch | None:
-    """The first way ``got`` (polyfuse) differs from ``want`` (onnxruntime), or None."""
+def compare(name: str, got: np.ndarray, want: np.ndarray, truth: np.ndarray | None,
+            spread: np.ndarray | None = None) -> Mismatch | None:
+    """The first way ``got`` (polyfuse) differs from ``want`` (onnxruntime), or None. ``spread``:
+    the value's :func:`rounding_spread`, when known."""
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape or got.dtype != want.dtype:
         return Mismatch(name, f"{got.dtype}{list(got.shape)}, onnxruntime gives {want.dtype}{list(want.shape)}")
@@ -96,7 +203,8 @@ def compare(name: str, got: np.ndarray, want: np.ndarray, truth: np.ndarray | No
         off = finite & (np.abs(g - w) > ATOL + RTOL * np.abs(w))
         if t is not None:
             tf = np.where(np.isfinite(t), t, 0.0)
-            off &= ~(np.abs(g - tf) <= WORSE * np.abs(w - tf) + ATOL + RTOL * np.abs(tf)) | ~np.isfinite(t)
+            s = 0.0 if spread is None or np.shape(spread) != got.shape else spread
+            off &= ~(np.abs(g - tf) <= WORSE * np.fmax(np.abs(w - tf), s) + ATOL + RTOL * np.abs(tf)) | ~np.isfinite(t)
     for mask, what in ((nan, "NaN where onnxruntime has none, or the reverse"), (inf, "infinity differs"),
                        (off, "value differs")):
         if mask.any():

@@ -59,12 +59,16 @@ def reference64(model: onnx.ModelProto, feeds: dict, widen: bool = True) -> dict
     return _evaluate(model, feeds, widen)
 
 
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> dict[str, np.ndarray]:
     """:func:`reference64`; ``after(node, args, attrs, outs)``, when given, may replace a node's outputs."""
     wide = _wide if widen else (lambda x: x)
     env = {t.name: wide(numpy_helper.to_array(t)) for t in model.graph.initializer}
     env.update({k: wide(np.asarray(v)) for k, v in feeds.items()})
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    opset = _opset(model)
     for node in model.graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         attrs = {k: numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for k, v in attrs.items()}
@@ -132,7 +136,7 @@ def rounding_spread(model: onnx.ModelProto, feeds: dict, truth: dict, samples: i
     f32 = {v.name for v in [*typed.graph.value_info, *typed.graph.output]
            if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
     salt = iter(range(seed * 1_000_003 + 1, 1 << 62))
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    opset = _opset(model)
 
     def perturb(node, args, attrs, outs):
         res = []

@@ -160,6 +160,19 @@ def test_head_split_and_merge_are_strides_and_attention_is_one_kernel():
     assert comp.lowered.views  # the Reshapes stayed views; no pointwise copy kernel exists
 
 
+@pytest.mark.parametrize("bias_shape", [(3,), (1, 4, 2, 3)])
+def test_consumer_of_a_transposed_gemm_result_joins_its_epilogue(bias_shape):
+    """A batched MatMul writes its result through the head-merge Transpose (output strides); the
+    Add after it becomes the GEMM's epilogue, read at the element the strides reach (fuzz seed 7
+    found this wrong when the GEMM had a bias: tests/regressions/gemm-transposed-output-epilogue)."""
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["g"]),
+             helper.make_node("Transpose", ["g"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Add", ["t", "c"], ["y"])]
+    m = model(nodes, [("a", np.float32, [1, 2, 4, 5]), ("b", np.float32, [1, 2, 5, 3]),
+                      ("c", np.float32, list(bias_shape))], [("y", np.float32, None)])
+    check(m, {"a": f32(1, 2, 4, 5), "b": f32(1, 2, 5, 3), "c": f32(*bias_shape)}, {"contraction": 1})
+
+
 @pytest.mark.parametrize("seq", [70, 150])
 def test_attention_in_query_row_blocks_matches_onnxruntime(seq):
     """Longer than one block of query rows (ATTENTION_ROWS): the blocks (2 of 35 rows, 3 of 50)

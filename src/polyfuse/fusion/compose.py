@@ -14,7 +14,7 @@ import sympy
 
 from ..forms import functions as F
 from ..kernel.ir import IDX, Contraction, Pointwise, Reduction, exprs, linear, space  # noqa: F401 (re-exported)
-from ..kernel.ir import Load, Loads
+from ..kernel.ir import Load, Loads, strides
 from .indexing import extents_of, reshape_index, simplify_index
 
 
@@ -100,6 +100,17 @@ def merge_epilogue(producer, consumer: Pointwise, shapes, views):
     kernel writes the consumer's output, iterating the producer's space.
     """
     sources = producer.sources + [s for s in consumer.sources if s not in producer.sources]
+    if isinstance(producer, Contraction) and producer.c_strides is not None:
+        # the GEMM writes its result transposed (absorbed output strides): its epilogue stays in
+        # the GEMM's own space, so express the consumer there, at the element the strides reach
+        natural = tuple(producer.batch) + (producer.m, producer.n)
+        stored = shapes[producer.output]
+        at = reshape_index(_stored_index(producer.c_strides, natural, stored), stored, consumer.shape)
+        at = [simplify_index(i, extents_of(natural)) for i in at]
+        table = Loads(producer.loads)
+        body = _substitute_reads(consumer, producer.output, producer.epilogue, table, at, shapes, views)
+        return dataclasses.replace(producer, output=consumer.output, epilogue=body, loads=table.table,
+                                   sources=sources)
     if isinstance(producer, Contraction):
         # iterate the consumer's space: express the GEMM epilogue there
         table = Loads({})
@@ -122,6 +133,18 @@ def merge_epilogue(producer, consumer: Pointwise, shapes, views):
     table = Loads(producer.loads)
     body = _substitute_reads(consumer, producer.output, producer.body, table, cidx, shapes, views)
     return dataclasses.replace(producer, output=consumer.output, body=body, loads=table.table, sources=sources)
+
+
+def _stored_index(c_strides, natural, stored) -> list:
+    """The index into ``stored`` (the output buffer's shape) of the GEMM result element at
+    IDX[:len(natural)], for output strides that permute ``natural``'s dims (see absorb_output)."""
+    st = strides(stored)
+    idx = [sympy.Integer(0)] * len(stored)
+    for d, (s, n) in enumerate(zip(c_strides, natural)):
+        if n != 1:
+            j = next(j for j, (t, m) in enumerate(zip(st, stored)) if m == n and t == s)
+            idx[j] = IDX[d]
+    return idx
 
 
 def _substitute_reads(consumer: Pointwise, buffer: str, value, table: Loads, at, shapes, views):

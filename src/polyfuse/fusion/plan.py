@@ -251,7 +251,8 @@ class _Planner:
                     self.refuse(k, c, f"the consumer writes {_elements(c)} elements and the result has {size} "
                                 "(a Concat): an epilogue runs once per element of the result")
                     continue
-                if not reads_at_identity(c, k.output, k.out_shape, self.shapes, self.views):
+                stored = self.shapes[k.output] if isinstance(k, Contraction) and k.c_strides is not None else k.out_shape
+                if not reads_at_identity(c, k.output, stored, self.shapes, self.views):
                     self.refuse(k, c, "the consumer reads the result at other positions (broadcast, transpose "
                                 "or gather), not element by element")
                     continue

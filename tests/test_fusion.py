@@ -39,6 +39,15 @@ def test_elementwise_chain_with_broadcasting_is_one_kernel():
     check(m, {"x": f32(13, 17), "y": f32(13, 1)}, {"pointwise": 1})
 
 
+def test_mask_broadcast_over_heads_is_recomputed_not_written():
+    """An attention mask Where(keep, 0, -inf) read by 4 heads is cheap to recompute per head: its
+    constants 0 and -inf are not operations (counting them kept MobileBERT at 271 kernels, not 247)."""
+    nodes = [helper.make_node("Where", ["keep", "zero", "ninf"], ["mask"]), helper.make_node("Add", ["x", "mask"], ["y"])]
+    m = model(nodes, [("keep", np.bool_, [1, 1, 8, 8]), ("x", np.float32, [1, 4, 8, 8])], [("y", np.float32, None)],
+              [("zero", np.float32(0)), ("ninf", np.float32(-np.inf))])
+    check(m, {"keep": RNG.random((1, 1, 8, 8)) < 0.7, "x": f32(1, 4, 8, 8)}, {"pointwise": 1})
+
+
 def test_scalar_constants_fold_into_one_multiply():
     """x / 1.4142 * 0.5 composes to a single multiplication by 0.35355..."""
     nodes = [helper.make_node("Div", ["x", "c"], ["d"]), helper.make_node("Mul", ["d", "h"], ["out"])]

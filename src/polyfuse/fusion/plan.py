@@ -86,10 +86,14 @@ def ops_after_cse(k) -> int:
     return total
 
 
+_CONSTANT = sympy.Symbol("constant")
+
+
 def _ungrouped(e):
-    """``e`` without its F.Use wrappers (groupings, not operations), for counting."""
-    e = sympy.sympify(e)
-    return e.replace(lambda x: isinstance(x, F.Use), lambda x: x.args[0])
+    """``e`` without its F.Use wrappers (groupings, not operations) and with each F.Special as a
+    plain symbol (a constant such as -inf, not an operation), for counting."""
+    e = sympy.sympify(e).replace(lambda x: isinstance(x, F.Use), lambda x: x.args[0])
+    return e.replace(lambda x: isinstance(x, F.Special), lambda x: _CONSTANT)
 
 
 def _elements(k) -> int:

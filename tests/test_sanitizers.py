@@ -22,9 +22,10 @@ import pytest
 import polyfuse
 from polyfuse import __version__
 from polyfuse.build.artifact import write_weights
-from polyfuse.build.compiler import RUNTIME_SOURCES, cxx
+from polyfuse.build.compiler import cxx
 from polyfuse.build.memory import plan_memory
 from polyfuse.codegen.host import generate_host
+from polyfuse.targets import HOST
 from polyfuse.pipeline import frontend, kernels
 from polyfuse.resources import kernels_dir
 from polyfuse.testing.gen import merge, random_graph
@@ -62,7 +63,7 @@ def runtime_objects(tmp_path_factory) -> list[Path]:
     """The hand-written runtime (pf_gemm, pf_pool) compiled once with the sanitizers."""
     d = tmp_path_factory.mktemp("sanitized_runtime")
     objs = []
-    for src in RUNTIME_SOURCES:
+    for src in HOST.runtime_sources:
         obj = d / (Path(src).stem + ".o")
         r = subprocess.run([cxx(), *FLAGS, "-I", str(kernels_dir()), "-c", str(kernels_dir() / src), "-o", str(obj)],
                            capture_output=True, text=True)
@@ -79,7 +80,7 @@ def test_generated_kernels_under_sanitizers(name, runtime_objects, tmp_path):
     g = MODELS[name]
     comp = kernels(frontend(g.model), fusion=True)
     comp.plan = plan_memory(comp.lowered)
-    (tmp_path / "model.cpp").write_text(generate_host(comp.lowered, comp.plan, version=__version__, target="host").text)
+    (tmp_path / "model.cpp").write_text(generate_host(comp.lowered, comp.plan, version=__version__, target=HOST).text)
     write_weights(tmp_path / "weights.bin", comp.graph, comp.plan)
     exe = tmp_path / "model_asan"
     r = subprocess.run([cxx(), *FLAGS, "-I", str(kernels_dir()), str(tmp_path / "model.cpp"), str(HERE / "sanitize" / "driver.cpp"),

@@ -11,12 +11,12 @@ from . import __version__
 from .build import artifact_cache
 from .build.artifact import FORMAT, check_replaceable, read_manifest, write_artifact, write_weights
 from .codegen.templates import render
-from .build.compiler import RUNTIME_SOURCES
 from .pipeline import Compilation, compile_model
 from .runtime.model import CompiledModel, check_threads, load  # noqa: F401
+from .targets import Target, get as get_target
 
 
-def _manifest(comp: Compilation, target: str) -> dict:
+def _manifest(comp: Compilation, target: Target) -> dict:
     g = comp.graph
 
     def info(name):
@@ -25,7 +25,7 @@ def _manifest(comp: Compilation, target: str) -> dict:
 
     return {
         "format": FORMAT, "format_version": 1, "polyfuse_version": __version__, "abi_version": 1,
-        "target": target, "model_name": g.name, "opset": g.opset,
+        "target": target.name, "model_name": g.name, "opset": g.opset,
         "inputs": [info(n) for n in g.inputs], "outputs": [info(n) for n in g.outputs],
         "fusion": comp.fusion is not None,
         "stats": {"onnx_nodes": comp.onnx_nodes, "graph_nodes": len(g.nodes), "kernels": len(comp.lowered.kernels),
@@ -35,7 +35,7 @@ def _manifest(comp: Compilation, target: str) -> dict:
     }
 
 
-def build_artifact(model, directory, *, target: str = "host", shapes=None, fusion: bool = True,
+def build_artifact(model, directory, *, target: str | Target = "host", shapes=None, fusion: bool = True,
                    overwrite: bool = False) -> tuple[Path, dict, Compilation | None]:
     """Compile ``model`` and write its artifact directory; returns (directory, manifest, compilation).
 
@@ -45,15 +45,16 @@ def build_artifact(model, directory, *, target: str = "host", shapes=None, fusio
     options and polyfuse is copied from the compile cache instead (see build/artifact_cache.py);
     the compilation is then None."""
     directory = Path(directory)
+    target = get_target(target)
     check_replaceable(directory, overwrite)
     k = artifact_cache.key(model, target=target, shapes=shapes, fusion=fusion)
     if k and artifact_cache.fetch(k, directory, overwrite=overwrite):
         return directory, read_manifest(directory), None
     comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
-    cmake = render("cmake/CMakeLists.txt.j2", version=__version__,
-                   sources=["model.cpp"] + [f"runtime/{s}" for s in RUNTIME_SOURCES])
+    cmake = render(f"{target.templates}/CMakeLists.txt.j2", version=__version__,
+                   sources=["model.cpp"] + [f"runtime/{s}" for s in target.runtime_sources])
     manifest = _manifest(comp, target)
-    path = write_artifact(directory, source=comp.source, cmake=cmake, library=comp.library, manifest=manifest,
+    path = write_artifact(directory, target, source=comp.source, cmake=cmake, library=comp.library, manifest=manifest,
                           write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan), overwrite=overwrite)
     if k:
         artifact_cache.store(k, path)

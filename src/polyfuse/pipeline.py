@@ -15,17 +15,15 @@ from . import __version__
 from .build.compiler import build_shared_library
 from .build.memory import MemoryPlan, plan_memory
 from .codegen.host import generate_host
-from .errors import UnsupportedError
 from .fusion.plan import FusionReport, fuse
 from .frontend import import_onnx
 from .ir import Graph
 from .kernel import LoweredModel, lower_graph
 from .passes import (bind_shapes, eliminate_dead_code, expand_einsum, fold_constants, fuse_parallel_matmuls,
                      remove_identity, remove_nan_guards)
+from .targets import Target, get as get_target
 
 log = logging.getLogger("polyfuse")
-TARGETS = ("host",)
-PLANNED_TARGETS = ("android-cpu", "android-gpu")
 
 
 @dataclass
@@ -53,14 +51,6 @@ class _Stage:
 
     def __exit__(self, *exc):
         self.comp.timings[self.name] = round(time.perf_counter() - self.t0, 3)
-
-
-def check_target(target: str) -> None:
-    if target in PLANNED_TARGETS:
-        raise UnsupportedError(f"target {target!r} is not implemented yet (available: {', '.join(TARGETS)})")
-    if target not in TARGETS:
-        raise UnsupportedError(f"unknown target {target!r} (available: {', '.join(TARGETS)}; "
-                               f"planned: {', '.join(PLANNED_TARGETS)})")
 
 
 def frontend(model, shapes=None) -> Compilation:
@@ -109,9 +99,9 @@ def kernels(comp: Compilation, fusion: bool = True) -> Compilation:
     return comp
 
 
-def backend(comp: Compilation, target: str = "host", fusion: bool = True) -> Compilation:
-    """Kernels, memory plan, code and the native library."""
-    check_target(target)
+def backend(comp: Compilation, target: str | Target = "host", fusion: bool = True) -> Compilation:
+    """Kernels, memory plan, code and the native library, for ``target`` (a name or a Target)."""
+    target = get_target(target)
     kernels(comp, fusion)
     with _Stage(comp, "plan_memory"):
         comp.plan = plan_memory(comp.lowered)
@@ -119,11 +109,11 @@ def backend(comp: Compilation, target: str = "host", fusion: bool = True) -> Com
         src = generate_host(comp.lowered, comp.plan, version=__version__, target=target)
         comp.source, comp.n_functions = src.text, src.n_functions
     with _Stage(comp, "build", f"compiling {src.n_functions} distinct kernels with the C++ compiler"):
-        comp.library, comp.cached = build_shared_library(comp.source)
+        comp.library, comp.cached = build_shared_library(comp.source, target)
     log.info("library %s (%s)", comp.library, "cached" if comp.cached else "built")
     return comp
 
 
-def compile_model(model, *, target: str = "host", shapes=None, fusion: bool = True) -> Compilation:
-    check_target(target)
+def compile_model(model, *, target: str | Target = "host", shapes=None, fusion: bool = True) -> Compilation:
+    target = get_target(target)  # an unknown target fails before any work
     return backend(frontend(model, shapes), target, fusion)

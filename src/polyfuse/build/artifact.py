@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ArtifactError
-from ..resources import kernels_dir
-from .compiler import RUNTIME_HEADERS, RUNTIME_SOURCES
+from ..targets import TARGETS, Target
+from .compiler import runtime_dir
 
 MANIFEST = "manifest.json"
 LIBRARY = "libpfmodel.so"
@@ -47,8 +47,8 @@ log = logging.getLogger("polyfuse")
 def artifact_files() -> list[str]:
     """Every file an artifact may hold, relative to it, the manifest last (it is written last:
     a directory without it is not yet an artifact)."""
-    return ([SOURCE, CMAKE, WEIGHTS, LIBRARY] + [f"{RUNTIME_DIR}/{f}" for f in RUNTIME_HEADERS + RUNTIME_SOURCES]
-            + [MANIFEST])
+    runtime = dict.fromkeys(f for t in TARGETS.values() for f in t.runtime_files())  # every target's, in order
+    return [SOURCE, CMAKE, WEIGHTS, LIBRARY] + [f"{RUNTIME_DIR}/{f}" for f in runtime] + [MANIFEST]
 
 
 def write_weights(path: Path, graph, plan) -> None:
@@ -198,8 +198,8 @@ def _remove_artifact(directory: Path) -> None:
             d.rmdir()
 
 
-def write_artifact(dest: Path, *, source: str, cmake: str, library: Path | None, manifest: dict, write_weights_to,
-                   overwrite: bool = False) -> Path:
+def write_artifact(dest: Path, target: Target, *, source: str, cmake: str, library: Path | None, manifest: dict,
+                   write_weights_to, overwrite: bool = False) -> Path:
     dest = Path(dest)
     with staged(dest, lambda d: check_replaceable(d, overwrite)) as tmp:
         (tmp / SOURCE).write_text(source)
@@ -207,8 +207,8 @@ def write_artifact(dest: Path, *, source: str, cmake: str, library: Path | None,
         write_weights_to(tmp / WEIGHTS)
         rt = tmp / RUNTIME_DIR
         rt.mkdir()
-        for f in RUNTIME_HEADERS + RUNTIME_SOURCES:
-            shutil.copy2(kernels_dir() / f, rt / f)
+        for f in target.runtime_files():
+            shutil.copy2(runtime_dir(target) / f, rt / f)
         if library is not None:
             shutil.copy2(library, tmp / LIBRARY)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

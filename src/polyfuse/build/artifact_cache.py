@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .artifact import MANIFEST, copy_artifact, copy_files
 from .cache import cache_dir, digest
-from .compiler import compiler_id, cxx, host_flags
+from ..targets import get as get_target
+from .compiler import compiler_id
 
 LINK_MIN_BYTES = 1 << 20  # files at least this large are hard-linked, smaller ones copied
 
@@ -41,10 +42,12 @@ def _polyfuse_source_digest() -> str:
     return h.hexdigest()
 
 
-def key(model, *, target: str, shapes, fusion: bool) -> str | None:
-    """The cache key of compiling ``model`` (a path or bytes), or None if it cannot be cached."""
+def key(model, *, target, shapes, fusion: bool) -> str | None:
+    """The cache key of compiling ``model`` (a path or bytes) for ``target`` (a name or a Target),
+    or None if it cannot be cached."""
     if not enabled():
         return None
+    target = get_target(target)
     h = hashlib.sha1()
     tail = b""
     try:
@@ -63,8 +66,8 @@ def key(model, *, target: str, shapes, fusion: bool) -> str | None:
             return None
     except (AttributeError, TypeError, ValueError):
         return None  # the frontend reports bad shapes
-    return digest("artifact", __version__, _polyfuse_source_digest(), compiler_id(cxx()), *host_flags(),
-                  target, shape_key, fusion, h.hexdigest())
+    return digest("artifact", __version__, _polyfuse_source_digest(), compiler_id(target.toolchain.compiler()),
+                  *target.toolchain.all_flags(), target.name, shape_key, fusion, h.hexdigest())
 
 
 def _chunks(model, size: int = 1 << 24):

@@ -18,17 +18,15 @@ from pathlib import Path
 
 from ..errors import BuildError
 from ..resources import kernels_dir
+from ..targets.base import Target
 from .cache import cache_dir, digest
-
-RUNTIME_SOURCES = ("pf_gemm.cpp", "pf_pool.cpp")
-RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_gemm.h", "pf_memory.h", "pf_pool.h")
 
 
 def cxx() -> str:
-    exe = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if not exe:
-        raise BuildError("no C++ compiler found: install g++ (apt-get install g++) or set CXX")
-    return exe
+    """The host C++ compiler (``$CXX``, else g++ or c++ on PATH)."""
+    from ..targets import HOST
+
+    return HOST.toolchain.compiler()
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,21 +35,6 @@ def compiler_id(exe: str) -> str:
         return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise BuildError(f"C++ compiler {exe!r} does not run: {e}") from None
-
-
-def host_flags() -> list[str]:
-    """-fno-math-errno and -fno-trapping-math change no result: they let the compiler vectorise
-    libm-free math and speculate divisions inside selects (softmax's NaN guard), since polyfuse
-    never reads errno or floating-point exception flags. No -ffast-math: NaN and inf must behave.
-    -ffp-contract=off: each operation rounds, as the model defines it. gcc's default contracts
-    a*b - c into one fused multiply-add, which changes results where exactness matters: a
-    LayerNorm of a constant row fused after a Mul computed x - x0 as fma(x', s, -x0), the rounding
-    error of x0 itself, and divided it by sqrt(1e-12). The hand-written kernels ask for FMAs
-    explicitly (intrinsics, pf_fma). Threads come from polyfuse's own pool (kernels/pf_pool.cpp);
-    OpenMP is used only for its ``simd`` pragmas (-fopenmp-simd), so no OpenMP runtime is loaded."""
-    return ["-O3", "-march=native", "-std=c++17", "-fPIC", "-pthread", "-fopenmp-simd", "-fno-math-errno",
-            "-fno-trapping-math", "-ffp-contract=off",
-            "-DNDEBUG"]
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -73,17 +56,21 @@ def _run(cmd: list[str], what: str) -> None:
         raise e
 
 
-def _runtime_objects(exe: str, flags: list[str]) -> list[Path]:
-    kdir = kernels_dir()
-    files = [kdir / f for f in RUNTIME_SOURCES + RUNTIME_HEADERS]
-    key = digest("runtime", compiler_id(exe), *flags, *(f.read_bytes() for f in files))
+def runtime_dir(target: Target) -> Path:
+    """The folder of ``target``'s hand-written runtime sources and headers."""
+    return kernels_dir() / target.kernels
+
+
+def _runtime_objects(exe: str, flags: list[str], target: Target) -> list[Path]:
+    kdir = runtime_dir(target)
+    key = digest("runtime", target.name, compiler_id(exe), *flags, *((kdir / f).read_bytes() for f in target.runtime_files()))
     out = cache_dir() / "objects" / key
-    objs = [out / (Path(s).stem + ".o") for s in RUNTIME_SOURCES]
+    objs = [out / (Path(s).stem + ".o") for s in target.runtime_sources]
     if all(o.exists() for o in objs):
         return objs
     out.mkdir(parents=True, exist_ok=True)
     try:
-        for src, obj in zip(RUNTIME_SOURCES, objs):
+        for src, obj in zip(target.runtime_sources, objs):
             tmp = obj.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.o")
             try:
                 _run([exe, *flags, "-I", str(kdir), "-c", str(kdir / src), "-o", str(tmp)], f"kernels/{src}")
@@ -96,14 +83,14 @@ def _runtime_objects(exe: str, flags: list[str]) -> list[Path]:
     return objs
 
 
-def build_shared_library(source: str, *, flags: list[str] | None = None) -> tuple[Path, bool]:
-    """Compile ``source`` (a model.cpp) into a cached shared library; returns (path, was_cached)."""
-    exe = cxx()
-    flags = flags or host_flags()
-    kdir = kernels_dir()
-    headers = [(kdir / h).read_bytes() for h in RUNTIME_HEADERS]
-    key = digest("model", compiler_id(exe), *flags, source, *headers,
-                 *((kdir / s).read_bytes() for s in RUNTIME_SOURCES))
+def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
+    """Compile ``source`` (a model.cpp) for ``target`` into a cached shared library; returns
+    (path, was_cached). The cache key holds the target, its compiler's version and every flag."""
+    exe = target.toolchain.compiler()
+    flags = target.toolchain.all_flags()
+    kdir = runtime_dir(target)
+    key = digest("model", target.name, compiler_id(exe), *flags, source,
+                 *((kdir / f).read_bytes() for f in target.runtime_files()))
     lib = cache_dir() / "libs" / key / "libpfmodel.so"
     if lib.exists():
         return lib, True
@@ -111,7 +98,7 @@ def build_shared_library(source: str, *, flags: list[str] | None = None) -> tupl
     work = Path(tempfile.mkdtemp(prefix=".build.", dir=lib.parent))  # this build's own files
     try:
         with ThreadPoolExecutor(1) as pool:  # runtime objects build while the model compiles
-            objs_future = pool.submit(_runtime_objects, exe, flags)
+            objs_future = pool.submit(_runtime_objects, exe, flags, target)
             try:
                 src = work / "model.cpp"
                 src.write_text(source)

@@ -17,6 +17,7 @@ from ..forms import functions as F
 from ..kernel.bounds import guarded_loads, resolve_in_box, split_boxes
 from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Pointwise, Reduction, linear, strides
 from ..kernel.lower import LoweredModel
+from ..targets.base import Target
 from .printer import CPrinter, c_type, float_literal, storage_type
 from .templates import render
 
@@ -43,9 +44,14 @@ class RenderedKernel:
 class _Params:
     """Bind buffers to p0, p1, ... and print loads as ``pK[linear index]``."""
 
-    def __init__(self, graph, output: str, first_inputs=()):
+    def __init__(self, graph, target, output: str, first_inputs=()):
         self.graph = graph
+        self.target = target
         self.buffers = [output, *first_inputs]
+
+    def render(self, template: str, **kw) -> str:
+        """``template`` of the target's folder of codegen_templates/."""
+        return render(f"{self.target.templates}/{template}", **kw)
 
     def param(self, name: str) -> str:
         if name not in self.buffers:
@@ -75,7 +81,7 @@ class _Params:
         instead of contiguous loads (tiny BERT's embedding + layer norm: 0.11 -> 0.04 ms).
         Only the indices of loads that ``exprs`` read unconditionally are hoisted: under a
         Select (a Pad of gathered rows) the index may be out of range where it is not read."""
-        pr = CPrinter(dict(extra or {}), single=not self._uses_double(loads, exprs), guarded=guarded)
+        pr = self.target.printer(dict(extra or {}), single=not self._uses_double(loads, exprs), guarded=guarded)
         hoist = {}
         idx_of = {sym: [sympy.sympify(i).subs(zero) for i in load.index] for sym, load in loads.items()}
         always = _unconditional(exprs, idx_of) if inner is not None else set()
@@ -213,10 +219,10 @@ def _comment(k) -> str:
     return safe_comment(f"{type(k).__name__} of {len(k.sources)} node(s): {', '.join(k.sources)}", 400) + "\n// " + expr
 
 
-def render_pointwise(k: Pointwise, graph, packer=no_packing) -> RenderedKernel:
+def render_pointwise(k: Pointwise, graph, target, packer=no_packing) -> RenderedKernel:
     """One loop nest, or one per box where a Concat's Select is split (kernel/bounds.py): then
     every load inside a box is in range and no load is conditional."""
-    params = _Params(graph, k.output)
+    params = _Params(graph, target, k.output)
     zero = _zero_unit_dims(k.shape)
     dims = [d for d, n in enumerate(k.shape) if n != 1]
     body = sympy.sympify(k.body).subs(zero)
@@ -229,7 +235,7 @@ def render_pointwise(k: Pointwise, graph, packer=no_packing) -> RenderedKernel:
                             exprs=[part], guarded=params.guarded(k.loads, box))
         pieces.append(dict(flat=flat, body=pr(part), hoisted=pr.hoisted,
                            out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero))))
-    text = render("host/pointwise.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+    text = params.render("pointwise.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   loops=dims, pieces=pieces)
     return RenderedKernel(text, params.buffers)
 
@@ -278,8 +284,8 @@ def _hoist_inverses(body, stages, pr: CPrinter, acc_t: str) -> tuple:
     return body.xreplace(found), defs
 
 
-def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
-    params = _Params(graph, k.output)
+def render_reduction(k: Reduction, graph, target, packer=no_packing) -> RenderedKernel:
+    params = _Params(graph, target, k.output)
     zero = _zero_unit_dims(k.shape)
     acc_t = c_type(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
     accs = {s: str(s) for s, _, _ in k.stages}
@@ -301,7 +307,7 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     flat = _flat(_loops(k.shape, outer), False)
     flat["work"] = int(np.prod([k.shape[d] for d in red], dtype=np.int64)) * (len(stages) + 1)
     body, inverses = _hoist_inverses(body, k.stages, pr, acc_t)
-    text = render("host/reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+    text = params.render("reduction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   outer=outer, flat=flat, red=_loops(k.shape, red), stages=stages, acc_t=acc_t,
                   keep_shape=k.keep_shape,
                   body=pr(body), inverses=inverses, hoisted=pr.hoisted,
@@ -309,9 +315,9 @@ def render_reduction(k: Reduction, graph, packer=no_packing) -> RenderedKernel:
     return RenderedKernel(text, params.buffers)
 
 
-def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKernel:
+def render_contraction(k: Contraction, graph, target, packer=no_packing) -> RenderedKernel:
     j = packer(k)
-    params = _Params(graph, k.output, (k.a, k.b if j is None else f"{PACKED}{j}"))
+    params = _Params(graph, target, k.output, (k.a, k.b if j is None else f"{PACKED}{j}"))
     nb = len(k.batch)
     bvars = IDX[:nb]
     pr = params.printer({}, {})
@@ -331,7 +337,7 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
         tiled = not k.batch and flat["inner"] is not None and flat["inner"][1] == k.n and flat["n"] == k.m
         epilogue = dict(flat=flat, tiled=tiled, out_index=epr(sympy.sympify(out_index).subs(zero)),
                         body=epr(sympy.sympify(k.epilogue).subs(zero)))
-    text = render("host/contraction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+    text = params.render("contraction.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,
                   alpha=float_literal(k.alpha), lda=k.ld("a"), trans_a=int(k.trans_a),
                   ldb=k.ld("b"), trans_b=int(k.trans_b), ldc=ldc,
@@ -346,9 +352,9 @@ def render_contraction(k: Contraction, graph, packer=no_packing) -> RenderedKern
 ATTENTION_ROWS = 64
 
 
-def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
+def render_attention(k: Attention, graph, target, packer=no_packing) -> RenderedKernel:
     s, r, c = k.scores, k.softmax, k.context
-    params = _Params(graph, k.output, (s.a, s.b, c.b))
+    params = _Params(graph, target, k.output, (s.a, s.b, c.b))
     nb = len(s.batch)
     row, col = IDX[nb], IDX[nb + 1]
     pr = params.printer({}, {})
@@ -375,7 +381,7 @@ def render_attention(k: Attention, graph, packer=no_packing) -> RenderedKernel:
         last["step"] = f"{{ const float t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
     nrb = -(-s.m // ATTENTION_ROWS)  # query-row blocks per batch entry, of (nearly) equal size
     body, inverses = _hoist_inverses(body, r.stages, rpr, acc_t)
-    text = render("host/attention.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+    text = params.render("attention.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   nrb=nrb, rb=-(-s.m // nrb),
                   row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
@@ -420,13 +426,13 @@ def _rows_cols_epilogue(c: Contraction, params: "_Params") -> str:
     return params.printer(table.table, {}, {ACC: "acc"})(expr)
 
 
-def render_gemm_chain(k: GemmChain, graph, packer=no_packing) -> RenderedKernel:
+def render_gemm_chain(k: GemmChain, graph, target, packer=no_packing) -> RenderedKernel:
     f, s2 = k.first, k.second
     j1, j2 = packer(f), packer(s2)
-    params = _Params(graph, k.output, (f.a, f.b if j1 is None else f"{PACKED}{j1}",
+    params = _Params(graph, target, k.output, (f.a, f.b if j1 is None else f"{PACKED}{j1}",
                                        s2.b if j2 is None else f"{PACKED}{j2}"))
     epilogue1, epilogue2 = _rows_cols_epilogue(f, params), _rows_cols_epilogue(s2, params)  # before declaration()
-    text = render("host/gemm_chain.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
+    text = params.render("gemm_chain.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   rows=k.rows_per_block, m=f.m, n1=f.n, k1=f.k, n2=s2.n, alpha1=float_literal(f.alpha),
                   a1_offset=f.a_offset, lda1=f.ld("a"), ta1=int(f.trans_a),
                   a1_row_step=1 if f.trans_a else f.ld("a"), b1_offset=f.b_offset,
@@ -469,7 +475,7 @@ class HostSource:
     n_calls: int
 
 
-def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target: str) -> HostSource:
+def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target: Target) -> HostSource:
     g = model.graph
     functions: dict[str, tuple[str, str]] = {}  # body text -> (name, comment of its first use)
     calls = []
@@ -493,7 +499,7 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
             raw_reads.add(loc.at)
 
     for k in model.kernels:
-        rk = _RENDER[type(k)](k, g, packer)
+        rk = _RENDER[type(k)](k, g, target, packer)
         comment, body = rk.text.split("\n", 1)  # identical bodies share a function
         fname = functions.setdefault(body, (f"k{len(functions)}", comment))[0]
         args = [pointer(plan, g, b, i == 0) for i, b in enumerate(rk.buffers)]
@@ -504,7 +510,7 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
         note_raw(name)
         calls.append(f"std::memcpy(out[{j}], {pointer(plan, g, name, False)}, {g.values[name].nbytes});")
     sources = [comment + "\n" + body.replace("FNAME", fname) for body, (fname, comment) in functions.items()]
-    text = render("host/model.cpp.j2", version=version, target=target, model_name=safe_comment(g.name),
+    text = render(f"{target.templates}/model.cpp.j2", version=version, target=target.name, model_name=safe_comment(g.name),
                   n_calls=len(model.kernels), n_functions=len(functions), arena_bytes=plan.arena_bytes,
                   weights_bytes=plan.weights_bytes, functions=sources,
                   input_bytes=[g.values[i].nbytes for i in g.inputs],

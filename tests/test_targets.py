@@ -1,0 +1,47 @@
+"""Targets are data (src/polyfuse/targets/): every record is complete, names resolve or are
+refused with the list of targets, and no code outside targets/ tests a target's name."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import polyfuse
+from polyfuse.errors import UnsupportedError
+from polyfuse.resources import kernels_dir, templates_dir
+from polyfuse.targets import PLANNED, TARGETS, Target, get
+
+SRC = Path(polyfuse.__file__).resolve().parent
+KERNEL_TEMPLATES = ("model.cpp.j2", "CMakeLists.txt.j2", "pointwise.cpp.j2", "reduction.cpp.j2", "contraction.cpp.j2",
+                    "attention.cpp.j2", "gemm_chain.cpp.j2")
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_target_record_is_complete(name):
+    t = get(name)
+    assert isinstance(t, Target) and t.name == name and get(t) is t
+    for f in KERNEL_TEMPLATES:
+        assert (templates_dir() / t.templates / f).is_file(), f"{name}: no template {t.templates}/{f}"
+    for f in t.runtime_files():
+        assert (kernels_dir() / t.kernels / f).is_file(), f"{name}: no runtime file {t.kernels}/{f}"
+    assert t.toolchain.flags and t.toolchain.arch_flags
+
+
+@pytest.mark.parametrize("name, words", [("tpu", ["unknown target 'tpu'", "host", "android-gpu"]),
+                                         (PLANNED[0], ["not implemented yet", "host"])])
+def test_other_names_are_refused_with_the_list(name, words):
+    with pytest.raises(UnsupportedError) as e:
+        get(name)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_no_target_name_is_tested_outside_targets():
+    """The pipeline reads a Target's fields; `if target == "host"` anywhere else would be a
+    second place to change for a new target."""
+    names = "|".join(re.escape(n) for n in list(TARGETS) + list(PLANNED))
+    pattern = re.compile(rf"""[!=]=\s*["']({names})["']|["']({names})["']\s*[!=]=|in\s*\(\s*["']({names})["']""")
+    found = [f"{f.relative_to(SRC)}:{i}" for f in SRC.rglob("*.py") if "targets" not in f.relative_to(SRC).parts
+             for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, found

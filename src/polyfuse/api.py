@@ -16,6 +16,10 @@ from .runtime.model import CompiledModel, check_threads, load  # noqa: F401
 from .targets import Target, get as get_target
 
 
+# CMake sets these itself (build type, standard, position independence, threads)
+CMAKE_OWNS = ("-O3", "-std=c++17", "-fPIC", "-pthread", "-DNDEBUG")
+
+
 def _manifest(comp: Compilation, target: Target) -> dict:
     g = comp.graph
 
@@ -51,8 +55,11 @@ def build_artifact(model, directory, *, target: str | Target = "host", shapes=No
     if k and artifact_cache.fetch(k, directory, overwrite=overwrite):
         return directory, read_manifest(directory), None
     comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
-    cmake = render(f"{target.templates}/CMakeLists.txt.j2", version=__version__,
-                   sources=["model.cpp"] + [f"runtime/{s}" for s in target.runtime_sources])
+    tc = target.toolchain
+    cmake = render(f"{target.templates}/CMakeLists.txt.j2", version=__version__, target=target.name,
+                   sources=["model.cpp"] + [f"runtime/{s}" for s in target.runtime_sources],
+                   runner_sources=[f"runtime/{s}" for s in target.runner_sources],
+                   flags=[f for f in tc.flags if f not in CMAKE_OWNS], arch_flags=tc.arch_flags)
     manifest = _manifest(comp, target)
     path = write_artifact(directory, target, source=comp.source, cmake=cmake, library=comp.library, manifest=manifest,
                           write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan), overwrite=overwrite)

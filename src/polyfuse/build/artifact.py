@@ -5,9 +5,10 @@ Layout (:func:`artifact_files` lists exactly these; polyfuse writes nothing else
     manifest.json     inputs/outputs (names, dtypes, shapes), target, stats, notes
     model.cpp         generated source
     weights.bin       every constant, 64-byte aligned (offsets are compiled into the library)
-    libpfmodel.so     the compiled library (host target)
-    runtime/          the hand-written headers and sources the model needs
-    CMakeLists.txt    builds the library with any CMake toolchain
+    libpfmodel.so     the compiled library, with the C API of runtime/pf_model.h
+    pf_run            runs the artifact from the command line (.npy in, .npy out), through pf_model.h
+    runtime/          the hand-written headers and sources the model needs, and pf_run's source
+    CMakeLists.txt    builds the library and pf_run with any CMake toolchain
 
 No file polyfuse did not write is ever deleted. A directory is written only when it is absent,
 empty, or (with ``overwrite``) an artifact holding nothing but the files above; anything else
@@ -31,10 +32,9 @@ import numpy as np
 
 from ..errors import ArtifactError
 from ..targets import TARGETS, Target
-from .compiler import runtime_dir
+from .compiler import LIBRARY, RUNNER, runner_of, runtime_dir
 
 MANIFEST = "manifest.json"
-LIBRARY = "libpfmodel.so"
 WEIGHTS = "weights.bin"
 SOURCE = "model.cpp"
 CMAKE = "CMakeLists.txt"
@@ -48,7 +48,7 @@ def artifact_files() -> list[str]:
     """Every file an artifact may hold, relative to it, the manifest last (it is written last:
     a directory without it is not yet an artifact)."""
     runtime = dict.fromkeys(f for t in TARGETS.values() for f in t.runtime_files())  # every target's, in order
-    return [SOURCE, CMAKE, WEIGHTS, LIBRARY] + [f"{RUNTIME_DIR}/{f}" for f in runtime] + [MANIFEST]
+    return [SOURCE, CMAKE, WEIGHTS, LIBRARY, RUNNER] + [f"{RUNTIME_DIR}/{f}" for f in runtime] + [MANIFEST]
 
 
 def write_weights(path: Path, graph, plan) -> None:
@@ -211,6 +211,7 @@ def write_artifact(dest: Path, target: Target, *, source: str, cmake: str, libra
             shutil.copy2(runtime_dir(target) / f, rt / f)
         if library is not None:
             shutil.copy2(library, tmp / LIBRARY)
+            shutil.copy2(runner_of(library), tmp / RUNNER)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return dest
 

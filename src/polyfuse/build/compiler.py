@@ -56,21 +56,32 @@ def _run(cmd: list[str], what: str) -> None:
         raise e
 
 
+LIBRARY = "libpfmodel.so"
+RUNNER = "pf_run"
+
+
+def runner_of(library: Path) -> Path:
+    """The pf_run program built with ``library``, beside it."""
+    return library.with_name(RUNNER)
+
+
 def runtime_dir(target: Target) -> Path:
     """The folder of ``target``'s hand-written runtime sources and headers."""
     return kernels_dir() / target.kernels
 
 
 def _runtime_objects(exe: str, flags: list[str], target: Target) -> list[Path]:
+    """Objects of the target's runtime sources, then of its runner's (cached per compiler and flags)."""
     kdir = runtime_dir(target)
     key = digest("runtime", target.name, compiler_id(exe), *flags, *((kdir / f).read_bytes() for f in target.runtime_files()))
     out = cache_dir() / "objects" / key
-    objs = [out / (Path(s).stem + ".o") for s in target.runtime_sources]
+    sources = target.runtime_sources + target.runner_sources
+    objs = [out / (Path(s).stem + ".o") for s in sources]
     if all(o.exists() for o in objs):
         return objs
     out.mkdir(parents=True, exist_ok=True)
     try:
-        for src, obj in zip(target.runtime_sources, objs):
+        for src, obj in zip(sources, objs):
             tmp = obj.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.o")
             try:
                 _run([exe, *flags, "-I", str(kdir), "-c", str(kdir / src), "-o", str(tmp)], f"kernels/{src}")
@@ -84,15 +95,16 @@ def _runtime_objects(exe: str, flags: list[str], target: Target) -> list[Path]:
 
 
 def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
-    """Compile ``source`` (a model.cpp) for ``target`` into a cached shared library; returns
-    (path, was_cached). The cache key holds the target, its compiler's version and every flag."""
+    """Compile ``source`` (a model.cpp) for ``target`` into a cached shared library, and the
+    ``pf_run`` program beside it (:func:`runner_of`); returns (library path, was_cached). The
+    cache key holds the target, its compiler's version and every flag."""
     exe = target.toolchain.compiler()
     flags = target.toolchain.all_flags()
     kdir = runtime_dir(target)
     key = digest("model", target.name, compiler_id(exe), *flags, source,
                  *((kdir / f).read_bytes() for f in target.runtime_files()))
-    lib = cache_dir() / "libs" / key / "libpfmodel.so"
-    if lib.exists():
+    lib = cache_dir() / "libs" / key / LIBRARY
+    if lib.exists() and runner_of(lib).exists():
         return lib, True
     lib.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build.", dir=lib.parent))  # this build's own files
@@ -108,9 +120,13 @@ def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
                 _drop_log(objs_future)  # the model's error is the one reported
                 raise
             objs = objs_future.result()
-        _run([exe, *flags, "-shared", "-o", str(work / "lib.so"), str(work / "model.o"), *map(str, objs)],
+        n = len(target.runtime_sources)
+        _run([exe, *flags, "-shared", "-o", str(work / LIBRARY), str(work / "model.o"), *map(str, objs[:n])],
              "the model library (link)")
-        os.replace(work / "lib.so", lib)
+        _run([exe, *flags, "-o", str(work / RUNNER), *map(str, objs[n:]), "-L", str(work), "-lpfmodel",
+              "-Wl,-rpath,$ORIGIN"], "the pf_run program (link)")  # finds the library beside itself
+        os.replace(work / RUNNER, runner_of(lib))
+        os.replace(work / LIBRARY, lib)  # last: an entry with the library is complete
     finally:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(OSError):

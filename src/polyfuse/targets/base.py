@@ -6,6 +6,7 @@ one folder of ``codegen_templates/`` and one of ``kernels/``; nothing else chang
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -40,11 +41,17 @@ class Target:
     printer: type  # a codegen.printer.CPrinter (sub)class: types, literals and function names
     templates: str  # folder of codegen_templates/ with model.cpp.j2 and one template per kernel kind
     kernels: str  # folder of kernels/ with the runtime sources and headers ("": the shared C++ runtime)
-    runtime_sources: tuple[str, ...]
+    runtime_sources: tuple[str, ...]  # compiled into libpfmodel.so with model.cpp
     runtime_headers: tuple[str, ...]
-    vector_bits: int  # widest SIMD register the generated code may assume
+    runner_sources: tuple[str, ...]  # the pf_run program, linked against libpfmodel.so
+    vector_bits: int | None  # widest SIMD register the generated code may assume (None: the build machine's)
     fp16: bool  # arithmetic in half precision is native
     loads_here: bool  # the library it builds can be loaded and run by this Python process
 
+    def __post_init__(self):
+        if not re.fullmatch(r"[a-z0-9-]+", self.name):  # it is printed into generated code
+            raise ValueError(f"target name {self.name!r}: only a-z, 0-9 and '-'")
+
     def runtime_files(self) -> tuple[str, ...]:
-        return self.runtime_headers + self.runtime_sources
+        """Everything copied into an artifact's runtime/ folder."""
+        return self.runtime_headers + self.runtime_sources + self.runner_sources

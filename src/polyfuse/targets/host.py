@@ -15,8 +15,9 @@ from .base import Target, Toolchain
 # OpenMP is used only for its ``simd`` pragmas (-fopenmp-simd), so no OpenMP runtime is loaded.
 CXX_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-pthread", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
              "-ffp-contract=off", "-DNDEBUG")
-RUNTIME_SOURCES = ("pf_gemm.cpp", "pf_pool.cpp")
-RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_gemm.h", "pf_memory.h", "pf_pool.h")
+RUNTIME_SOURCES = ("pf_gemm.cpp", "pf_pool.cpp", "pf_model.cpp")
+RUNTIME_HEADERS = ("pf_runtime.h", "pf_model_abi.h", "pf_model.h", "pf_gemm.h", "pf_memory.h", "pf_pool.h")
+RUNNER_SOURCES = ("pf_run_main.cpp",)
 
 HOST = Target(
     name="host",
@@ -27,7 +28,8 @@ HOST = Target(
     kernels="",
     runtime_sources=RUNTIME_SOURCES,
     runtime_headers=RUNTIME_HEADERS,
-    vector_bits=512,
+    runner_sources=RUNNER_SOURCES,
+    vector_bits=None,
     fp16=False,
     loads_here=True,
 )

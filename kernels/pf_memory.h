@@ -18,7 +18,8 @@ inline void* pf_alloc_large(size_t bytes, size_t huge_from) {
   if (bytes >= huge_from && !(env && env[0] == '0')) align = size_t(2) << 20;
 #endif
   const size_t n = ((bytes ? bytes : 1) + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, n);
+  void* p = nullptr;  // posix_memalign, not std::aligned_alloc: Android has that only from API 28
+  if (posix_memalign(&p, align, n) != 0) p = nullptr;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (p && align > 64) madvise(p, n, MADV_HUGEPAGE);  // advice only: failure leaves 4 KiB pages
 #endif

@@ -21,14 +21,14 @@ KERNEL_TEMPLATES = ("model.cpp.j2", "CMakeLists.txt.j2", "pointwise.cpp.j2", "re
 def test_target_record_is_complete(name):
     t = get(name)
     assert isinstance(t, Target) and t.name == name and get(t) is t
-    for f in KERNEL_TEMPLATES:
-        assert (templates_dir() / t.templates / f).is_file(), f"{name}: no template {t.templates}/{f}"
+    for f in KERNEL_TEMPLATES + tuple(f"{a}.j2" for a in t.artifact_templates):
+        assert any((templates_dir() / d / f).is_file() for d in t.templates), f"{name}: no template {f} in {t.templates}"
     for f in t.runtime_files():
         assert (kernels_dir() / t.kernels / f).is_file(), f"{name}: no runtime file {t.kernels}/{f}"
     assert t.toolchain.flags and t.toolchain.arch_flags
 
 
-@pytest.mark.parametrize("name, words", [("tpu", ["unknown target 'tpu'", "host", "android-gpu"]),
+@pytest.mark.parametrize("name, words", [("tpu", ["unknown target 'tpu'", "host", "android-cpu", "android-gpu"]),
                                          (PLANNED[0], ["not implemented yet", "host"])])
 def test_other_names_are_refused_with_the_list(name, words):
     with pytest.raises(UnsupportedError) as e:

@@ -10,8 +10,9 @@ import numpy as np
 from . import __version__
 from .build import artifact_cache
 from .build.artifact import FORMAT, check_replaceable, read_manifest, write_artifact, write_weights
-from .codegen.templates import render
+from .codegen.templates import render_for
 from .pipeline import Compilation, compile_model
+from .errors import InputError
 from .runtime.model import CompiledModel, check_threads, load  # noqa: F401
 from .targets import Target, get as get_target
 
@@ -31,7 +32,7 @@ def _manifest(comp: Compilation, target: Target) -> dict:
         "format": FORMAT, "format_version": 1, "polyfuse_version": __version__, "abi_version": 1,
         "target": target.name, "model_name": g.name, "opset": g.opset,
         "inputs": [info(n) for n in g.inputs], "outputs": [info(n) for n in g.outputs],
-        "fusion": comp.fusion is not None,
+        "fusion": comp.fusion is not None, "built": comp.library is not None,
         "stats": {"onnx_nodes": comp.onnx_nodes, "graph_nodes": len(g.nodes), "kernels": len(comp.lowered.kernels),
                   "distinct_kernels": comp.n_functions, "arena_bytes": comp.plan.arena_bytes,
                   "weights_bytes": comp.plan.weights_bytes},
@@ -56,12 +57,14 @@ def build_artifact(model, directory, *, target: str | Target = "host", shapes=No
         return directory, read_manifest(directory), None
     comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
     tc = target.toolchain
-    cmake = render(f"{target.templates}/CMakeLists.txt.j2", version=__version__, target=target.name,
-                   sources=["model.cpp"] + [f"runtime/{s}" for s in target.runtime_sources],
-                   runner_sources=[f"runtime/{s}" for s in target.runner_sources],
-                   flags=[f for f in tc.flags if f not in CMAKE_OWNS], arch_flags=tc.arch_flags)
+    files = {name: render_for(target.templates, f"{name}.j2", version=__version__, target=target.name,
+                              sources=["model.cpp"] + [f"runtime/{s}" for s in target.runtime_sources],
+                              runner_sources=[f"runtime/{s}" for s in target.runner_sources],
+                              flags=[f for f in tc.flags if f not in CMAKE_OWNS], arch_flags=tc.arch_flags,
+                              link_flags=tc.link_flags)
+             for name in target.artifact_templates}
     manifest = _manifest(comp, target)
-    path = write_artifact(directory, target, source=comp.source, cmake=cmake, library=comp.library, manifest=manifest,
+    path = write_artifact(directory, target, source=comp.source, files=files, library=comp.library, manifest=manifest,
                           write_weights_to=lambda f: write_weights(f, comp.graph, comp.plan), overwrite=overwrite)
     if k:
         artifact_cache.store(k, path)
@@ -69,7 +72,7 @@ def build_artifact(model, directory, *, target: str | Target = "host", shapes=No
 
 
 def compile(model, target: str = "host", *, shapes: dict | None = None, threads: int | None = None,
-            fusion: bool = True, output_dir=None, overwrite: bool = False) -> CompiledModel:
+            fusion: bool = True, output_dir=None, overwrite: bool = False, device: str | None = None):
     """Compile an ONNX model (path, ``onnx.ModelProto``, bytes, or a polyfuse Graph).
 
     ``shapes`` binds symbolic input dims, e.g. ``{"input_ids": (1, 128)}``; ``threads`` (>= 1)
@@ -77,14 +80,21 @@ def compile(model, target: str = "host", *, shapes: dict | None = None, threads:
     to ``output_dir`` if given (an absent or empty directory, or with ``overwrite=True`` an
     earlier artifact; see :func:`build_artifact`), else to a temporary directory owned by the
     returned model (``CompiledModel.save`` keeps a copy). A failed compile leaves nothing behind.
+
+    A target whose code does not run in this process (``android-cpu``) needs ``device``:
+    ``"qemu"`` (emulated here) or ``"adb"`` / ``"adb:SERIAL"`` (a phone); the result is then a
+    DeviceModel whose ``run`` goes through the artifact's pf_run on that device.
     """
     check_threads(threads)
+    t = get_target(target)
+    if not t.loads_here and device is None:
+        raise InputError(f"target {t.name!r} does not run in this process: pass device='qemu' or device='adb[:SERIAL]'")
     owned = output_dir is None
     root = Path(tempfile.mkdtemp(prefix="polyfuse-")) if owned else None
     directory = root / "model" if owned else Path(output_dir)
     try:
-        build_artifact(model, directory, target=target, shapes=shapes, fusion=fusion, overwrite=overwrite)
-        return CompiledModel(directory, threads, _owned_tmp=owned)
+        build_artifact(model, directory, target=t, shapes=shapes, fusion=fusion, overwrite=overwrite)
+        return load(directory, threads, device=device, _owned_tmp=owned)
     except BaseException:
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)

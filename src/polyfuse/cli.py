@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,8 @@ def cmd_compile(args) -> int:
     st = manifest["stats"]
     if comp is None:
         how = "unchanged model: artifact from the compile cache"
+    elif comp.library is None:
+        how = "sources only"
     else:
         how = "cached build" if comp.cached else f"C++ build {comp.timings.get('build', 0):.1f} s"
     print(f"compiled {manifest['model_name']}: {st['onnx_nodes']} ONNX nodes -> {st['kernels']} kernel launches "
@@ -70,6 +73,13 @@ def cmd_compile(args) -> int:
     for note in manifest["notes"]:
         print(f"note: {note}")
     print(f"artifact: {path}")
+    if not manifest.get("built", True):
+        from .targets import get as get_target
+
+        t = get_target(manifest["target"])
+        print(f"no compiler for {t.name} here ({t.toolchain.install_hint}); build the library and pf_run with one of:")
+        for cmd in t.build_commands:
+            print("  " + cmd.format(dir=shlex.quote(str(path))))
     return 0
 
 
@@ -97,15 +107,6 @@ def _load_inputs(items) -> dict:
     return feeds
 
 
-def _safe_filename(name: str, taken: set) -> str:
-    base = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "output"
-    cand, k = base, 1
-    while cand in taken:
-        cand, k = f"{base}_{k}", k + 1
-    taken.add(cand)
-    return cand
-
-
 def _compiled(model, args):
     from .api import compile as pf_compile
     from .runtime import load
@@ -120,18 +121,55 @@ def cmd_run(args) -> int:
     import numpy as np
 
     from .build.artifact import check_empty, staged
+    from .runtime.device_model import output_filenames
 
     dest = Path(args.output)
     check_empty(dest)  # before the work; staged() checks again, and never deletes anything
     feeds = _load_inputs(args.input)
+    if args.device or _foreign_artifact(args.model):
+        return _run_on_device(args, feeds, dest)
     cm = _compiled(args.model, args)
     outs = cm.run(None, feeds)
-    taken: set = set()
     with staged(dest, check_empty) as tmp:
-        for name, arr in zip(cm.output_names, outs):
-            fname = _safe_filename(name, taken) + ".npy"
+        for name, arr, fname in zip(cm.output_names, outs, output_filenames(cm.output_names)):
             np.save(tmp / fname, arr)
             print(f"{name}: {arr.dtype.name}{list(arr.shape)} -> {dest / fname}")
+    return 0
+
+
+def _foreign_artifact(model) -> bool:
+    """True for an artifact directory whose target's code does not run in this process."""
+    from .build.artifact import read_manifest
+    from .targets import TARGETS
+
+    if not Path(model).is_dir():
+        return False
+    t = TARGETS.get(read_manifest(Path(model)).get("target"))
+    return t is not None and not t.loads_here
+
+
+def _run_on_device(args, feeds: dict, dest: Path) -> int:
+    import tempfile
+
+    import numpy as np
+
+    from .runtime.device_model import DeviceModel
+
+    if not Path(args.model).is_dir():
+        raise InputError(f"--device: {args.model} is not an artifact directory; compile it first "
+                         "(polyfuse compile MODEL --target android-cpu -o DIR)")
+    if not args.device:
+        raise InputError(f"{args.model} was compiled for another CPU; run it with --device qemu or --device adb[:SERIAL]")
+    dm = DeviceModel(args.model, args.device, args.threads)
+    unknown = sorted(set(feeds) - set(dm.input_names), key=str)
+    if unknown:
+        raise InputError(f"unknown input(s) {unknown}; the model's inputs are {dm.input_names}")
+    with tempfile.TemporaryDirectory(prefix="polyfuse-run-") as tmp:
+        files = []
+        for k, (name, arr) in enumerate(feeds.items()):
+            np.save(Path(tmp) / f"in{k}.npy", np.ascontiguousarray(arr))
+            files.append((name, Path(tmp) / f"in{k}.npy"))
+        print(dm.run_files(files, dest), end="")
     return 0
 
 
@@ -171,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model", help="artifact directory or .onnx file")
     r.add_argument("--input", action="append", metavar="NAME=FILE.npy | FILE.npz", help="input tensor (repeatable)")
     r.add_argument("-o", "--output", required=True, help="directory to write one OUTPUT.npy per model output")
+    r.add_argument("--device", metavar="DEVICE", help="run an artifact built for another CPU (android-cpu) on: "
+                   "qemu (emulated here), adb or adb:SERIAL (a phone)")
     _add_common(r)
     r.set_defaults(func=cmd_run)
 

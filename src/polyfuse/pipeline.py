@@ -108,6 +108,9 @@ def backend(comp: Compilation, target: str | Target = "host", fusion: bool = Tru
     with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):
         src = generate_host(comp.lowered, comp.plan, version=__version__, target=target)
         comp.source, comp.n_functions = src.text, src.n_functions
+    if not target.loads_here and target.toolchain.find() is None:
+        log.warning("no compiler for target %s (%s): writing the sources only", target.name, target.toolchain.install_hint)
+        return comp  # comp.library stays None: the artifact holds what builds it elsewhere
     with _Stage(comp, "build", f"compiling {src.n_functions} distinct kernels with the C++ compiler"):
         comp.library, comp.cached = build_shared_library(comp.source, target)
     log.info("library %s (%s)", comp.library, "cached" if comp.cached else "built")

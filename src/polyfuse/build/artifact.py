@@ -37,7 +37,6 @@ from .compiler import LIBRARY, RUNNER, runner_of, runtime_dir
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.bin"
 SOURCE = "model.cpp"
-CMAKE = "CMakeLists.txt"
 RUNTIME_DIR = "runtime"
 FORMAT = "polyfuse-artifact"
 
@@ -48,7 +47,8 @@ def artifact_files() -> list[str]:
     """Every file an artifact may hold, relative to it, the manifest last (it is written last:
     a directory without it is not yet an artifact)."""
     runtime = dict.fromkeys(f for t in TARGETS.values() for f in t.runtime_files())  # every target's, in order
-    return [SOURCE, CMAKE, WEIGHTS, LIBRARY, RUNNER] + [f"{RUNTIME_DIR}/{f}" for f in runtime] + [MANIFEST]
+    built = dict.fromkeys(f for t in TARGETS.values() for f in t.artifact_templates)
+    return ([SOURCE, *built, WEIGHTS, LIBRARY, RUNNER] + [f"{RUNTIME_DIR}/{f}" for f in runtime] + [MANIFEST])
 
 
 def write_weights(path: Path, graph, plan) -> None:
@@ -198,12 +198,14 @@ def _remove_artifact(directory: Path) -> None:
             d.rmdir()
 
 
-def write_artifact(dest: Path, target: Target, *, source: str, cmake: str, library: Path | None, manifest: dict,
+def write_artifact(dest: Path, target: Target, *, source: str, files: dict, library: Path | None, manifest: dict,
                    write_weights_to, overwrite: bool = False) -> Path:
+    """``files``: name -> text of the target's rendered build files (CMakeLists.txt, ...)."""
     dest = Path(dest)
     with staged(dest, lambda d: check_replaceable(d, overwrite)) as tmp:
         (tmp / SOURCE).write_text(source)
-        (tmp / CMAKE).write_text(cmake)
+        for name, text in files.items():
+            (tmp / name).write_text(text)
         write_weights_to(tmp / WEIGHTS)
         rt = tmp / RUNTIME_DIR
         rt.mkdir()

@@ -101,7 +101,7 @@ def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
     exe = target.toolchain.compiler()
     flags = target.toolchain.all_flags()
     kdir = runtime_dir(target)
-    key = digest("model", target.name, compiler_id(exe), *flags, source,
+    key = digest("model", target.name, compiler_id(exe), *flags, *target.toolchain.link_flags, source,
                  *((kdir / f).read_bytes() for f in target.runtime_files()))
     lib = cache_dir() / "libs" / key / LIBRARY
     if lib.exists() and runner_of(lib).exists():
@@ -121,10 +121,11 @@ def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
                 raise
             objs = objs_future.result()
         n = len(target.runtime_sources)
-        _run([exe, *flags, "-shared", "-o", str(work / LIBRARY), str(work / "model.o"), *map(str, objs[:n])],
+        link = target.toolchain.link_flags
+        _run([exe, *flags, "-shared", "-o", str(work / LIBRARY), str(work / "model.o"), *map(str, objs[:n]), *link],
              "the model library (link)")
         _run([exe, *flags, "-o", str(work / RUNNER), *map(str, objs[n:]), "-L", str(work), "-lpfmodel",
-              "-Wl,-rpath,$ORIGIN"], "the pf_run program (link)")  # finds the library beside itself
+              "-Wl,-rpath,$ORIGIN", *link], "the pf_run program (link)")  # finds the library beside itself
         os.replace(work / RUNNER, runner_of(lib))
         os.replace(work / LIBRARY, lib)  # last: an entry with the library is complete
     finally:

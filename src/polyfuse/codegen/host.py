@@ -19,7 +19,7 @@ from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Poin
 from ..kernel.lower import LoweredModel
 from ..targets.base import Target
 from .printer import CPrinter, c_type, float_literal, storage_type
-from .templates import render
+from .templates import render_for
 
 
 def safe_comment(text: str, limit: int = 160) -> str:
@@ -51,7 +51,7 @@ class _Params:
 
     def render(self, template: str, **kw) -> str:
         """``template`` of the target's folder of codegen_templates/."""
-        return render(f"{self.target.templates}/{template}", **kw)
+        return render_for(self.target.templates, template, **kw)
 
     def param(self, name: str) -> str:
         if name not in self.buffers:
@@ -510,7 +510,7 @@ def generate_host(model: LoweredModel, plan: MemoryPlan, *, version: str, target
         note_raw(name)
         calls.append(f"std::memcpy(out[{j}], {pointer(plan, g, name, False)}, {g.values[name].nbytes});")
     sources = [comment + "\n" + body.replace("FNAME", fname) for body, (fname, comment) in functions.items()]
-    text = render(f"{target.templates}/model.cpp.j2", version=version, target=target.name, model_name=safe_comment(g.name),
+    text = render_for(target.templates, "model.cpp.j2", version=version, target=target.name, model_name=safe_comment(g.name),
                   n_calls=len(model.kernels), n_functions=len(functions), arena_bytes=plan.arena_bytes,
                   weights_bytes=plan.weights_bytes, functions=sources,
                   input_bytes=[g.values[i].nbytes for i in g.inputs],

@@ -16,3 +16,8 @@ def environment() -> jinja2.Environment:
 
 def render(name: str, **kw) -> str:
     return environment().get_template(name).render(**kw)
+
+
+def render_for(folders, name: str, **kw) -> str:
+    """Template ``name`` from the first of ``folders`` (a Target's ``templates``) that has it."""
+    return environment().select_template([f"{d}/{name}" for d in folders]).render(**kw)

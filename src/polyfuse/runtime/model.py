@@ -87,6 +87,12 @@ class CompiledModel:
         where = self.directory / MANIFEST
         self.inputs = _infos(self.manifest, "inputs", where)
         self.outputs = _infos(self.manifest, "outputs", where)
+        from ..targets import TARGETS
+
+        t = TARGETS.get(self.manifest.get("target"))
+        if t is not None and not t.loads_here:
+            raise ArtifactError(f"{self.directory}: built for {t.name}, which does not run in this process; load it "
+                                "with device='qemu' or device='adb[:SERIAL]' (CLI: --device)")
         lib, weights = self.directory / LIBRARY, self.directory / WEIGHTS
         for f in (lib, weights):
             if not f.is_file():
@@ -178,6 +184,11 @@ class CompiledModel:
         return f"CompiledModel({self.manifest.get('model_name')!r}, target={self.manifest.get('target')!r}, inputs=({ins}))"
 
 
-def load(directory, threads: int | None = None) -> CompiledModel:
-    """Load an artifact directory written by ``polyfuse compile`` or ``CompiledModel.save``."""
-    return CompiledModel(directory, threads)
+def load(directory, threads: int | None = None, *, device: str | None = None, _owned_tmp: bool = False):
+    """Load an artifact directory written by ``polyfuse compile`` or ``CompiledModel.save``. With
+    ``device`` ("qemu", "adb", "adb:SERIAL"), an artifact for another CPU runs there (DeviceModel)."""
+    if device is None:
+        return CompiledModel(directory, threads, _owned_tmp=_owned_tmp)
+    from .device_model import DeviceModel
+
+    return DeviceModel(directory, device, check_threads(threads), _owned_tmp=_owned_tmp)

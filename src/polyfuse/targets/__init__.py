@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from .base import Target, Toolchain
+from .android_cpu import ANDROID_CPU
 from .host import HOST
 
-TARGETS: dict[str, Target] = {t.name: t for t in (HOST,)}
-PLANNED = ("android-cpu", "android-gpu")
+TARGETS: dict[str, Target] = {t.name: t for t in (HOST, ANDROID_CPU)}
+PLANNED = ("android-gpu",)
 
-__all__ = ["HOST", "Target", "Toolchain", "TARGETS", "PLANNED", "get"]
+__all__ = ["ANDROID_CPU", "HOST", "Target", "Toolchain", "TARGETS", "PLANNED", "get"]
 
 
 def get(target) -> Target:

@@ -5,6 +5,7 @@ one folder of ``codegen_templates/`` and one of ``kernels/``; nothing else chang
 """
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -13,18 +14,38 @@ from dataclasses import dataclass
 from ..errors import BuildError
 
 
+NDK_VARS = ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT")
+
+
 @dataclass(frozen=True)
 class Toolchain:
     """How a target's generated C++ becomes a library: the compiler (``$env`` if set, else the
-    first of ``candidates`` on PATH) and its flags (language and math, then the ISA)."""
+    first of ``candidates`` found: a name on PATH, or a glob under the Android NDK named by
+    $ANDROID_NDK_HOME / $ANDROID_NDK_ROOT when it starts with ``{ndk}``) and its flags
+    (language and math, then the ISA, then for linking)."""
     candidates: tuple[str, ...]
     flags: tuple[str, ...]
     arch_flags: tuple[str, ...]
+    link_flags: tuple[str, ...] = ()
     env: str = "CXX"
     install_hint: str = "install g++ (apt-get install g++) or set CXX"
 
+    def find(self) -> str | None:
+        """The compiler, or None when there is none."""
+        if os.environ.get(self.env):
+            return os.environ[self.env]
+        for c in self.candidates:
+            if c.startswith("{ndk}"):
+                roots = [os.environ[v] for v in NDK_VARS if os.environ.get(v)]
+                found = sorted(f for r in roots for f in glob.glob(c.format(ndk=r)))
+                if found:
+                    return found[0]
+            elif shutil.which(c):
+                return shutil.which(c)
+        return None
+
     def compiler(self) -> str:
-        exe = os.environ.get(self.env) or next(filter(None, map(shutil.which, self.candidates)), None)
+        exe = self.find()
         if not exe:
             raise BuildError(f"no C++ compiler found: {self.install_hint}")
         return exe
@@ -39,7 +60,8 @@ class Target:
     description: str
     toolchain: Toolchain
     printer: type  # a codegen.printer.CPrinter (sub)class: types, literals and function names
-    templates: str  # folder of codegen_templates/ with model.cpp.j2 and one template per kernel kind
+    templates: tuple[str, ...]  # folders of codegen_templates/, searched in order, for model.cpp.j2,
+    # CMakeLists.txt.j2 and one template per kernel kind (a target may reuse another's)
     kernels: str  # folder of kernels/ with the runtime sources and headers ("": the shared C++ runtime)
     runtime_sources: tuple[str, ...]  # compiled into libpfmodel.so with model.cpp
     runtime_headers: tuple[str, ...]
@@ -47,6 +69,9 @@ class Target:
     vector_bits: int | None  # widest SIMD register the generated code may assume (None: the build machine's)
     fp16: bool  # arithmetic in half precision is native
     loads_here: bool  # the library it builds can be loaded and run by this Python process
+    artifact_templates: tuple[str, ...] = ("CMakeLists.txt",)  # rendered from NAME.j2 into the artifact
+    emulator: tuple[str, ...] = ()  # runs its programs here (--device qemu): command and arguments
+    build_commands: tuple[str, ...] = ()  # how to build an artifact's sources ({dir}) where polyfuse could not
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z0-9-]+", self.name):  # it is printed into generated code

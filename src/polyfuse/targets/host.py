@@ -24,7 +24,7 @@ HOST = Target(
     description="this machine's CPU (x86-64 AVX-512/AVX2 or arm64 NEON), C++ built with -march=native",
     toolchain=Toolchain(candidates=("g++", "c++"), flags=CXX_FLAGS, arch_flags=("-march=native",)),
     printer=CPrinter,
-    templates="host",
+    templates=("host",),
     kernels="",
     runtime_sources=RUNTIME_SOURCES,
     runtime_headers=RUNTIME_HEADERS,

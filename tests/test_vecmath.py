@@ -1,8 +1,12 @@
 """The runtime's vectorisable math (kernels/pf_runtime.h) against numpy over the whole float
-range that matters, including overflow, underflow, infinities and NaN."""
+range that matters, including overflow, underflow, infinities and NaN: on the host (AVX2 /
+AVX-512 as the compiler vectorises it) and, where the cross compiler and qemu are installed, as
+android-cpu NEON code under qemu-aarch64. Sizes are odd, so vector loops end in a tail."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +15,29 @@ from onnx import helper
 import polyfuse
 from helpers import model
 
+N_EXP = 4099
+ARM = shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64") and Path("/usr/aarch64-linux-gnu").is_dir()
+TARGETS = ["host", pytest.param("android-cpu", marks=pytest.mark.skipif(not ARM, reason="needs g++-aarch64-linux-gnu "
+                                                                             "and qemu-user"))]
+
+
+def _compile(m, target: str):
+    return polyfuse.compile(m) if target == "host" else polyfuse.compile(m, target, device="qemu")
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request):
+    return request.param
+
 
 @pytest.fixture(scope="module")
-def exp_model():
-    m = model([helper.make_node("Exp", ["x"], ["y"])], [("x", np.float32, [4096])], [("y", np.float32, None)])
-    return polyfuse.compile(m)
+def exp_model(target):
+    m = model([helper.make_node("Exp", ["x"], ["y"])], [("x", np.float32, [N_EXP])], [("y", np.float32, None)])
+    return _compile(m, target)
 
 
 def test_exp_relative_error_over_the_normal_range(exp_model):
-    x = np.linspace(-87.3, 88.7, 4096).astype(np.float32)
+    x = np.linspace(-87.3, 88.7, N_EXP).astype(np.float32)
     got = exp_model.run(None, {"x": x})[0]
     want = np.exp(x.astype(np.float64))
     rel = np.abs(got - want) / want
@@ -27,7 +45,7 @@ def test_exp_relative_error_over_the_normal_range(exp_model):
 
 
 def test_exp_specials(exp_model):
-    x = np.zeros(4096, np.float32)
+    x = np.zeros(N_EXP, np.float32)
     special = np.array([np.nan, np.inf, -np.inf, 89.0, 1e30, -88.0, -1e30, 0.0, -0.0, 1e-30], np.float32)
     x[:special.size] = special
     got = exp_model.run(None, {"x": x})[0][:special.size]
@@ -37,29 +55,29 @@ def test_exp_specials(exp_model):
     assert got[7] == 1.0 and got[8] == 1.0 and got[9] == 1.0
 
 
-def test_sigmoid_saturates_without_nan():
+def test_sigmoid_saturates_without_nan(target):
     m = model([helper.make_node("Sigmoid", ["x"], ["y"])], [("x", np.float32, [7])], [("y", np.float32, None)])
     x = np.array([-1000, -90, -10, 0, 10, 90, 1000], np.float32)
-    got = polyfuse.compile(m).run(None, {"x": x})[0]
+    got = _compile(m, target).run(None, {"x": x})[0]
     with np.errstate(over="ignore"):  # exp(1000) overflows to inf in the reference too: 1 / inf = 0
         want = 1 / (1 + np.exp(-x.astype(np.float64)))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
-def _unary(op: str, n: int):
+def _unary(op: str, n: int, target: str):
     m = model([helper.make_node(op, ["x"], ["y"])], [("x", np.float32, [n])], [("y", np.float32, None)])
-    return polyfuse.compile(m)
+    return _compile(m, target)
 
 
 SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e-40, 1e30, -1e30], np.float32)
 
 
 @pytest.mark.parametrize("op, ref", [("Erf", np.vectorize(math.erf)), ("Tanh", np.tanh)])
-def test_erf_tanh_error_over_the_range_that_matters(op, ref):
+def test_erf_tanh_error_over_the_range_that_matters(op, ref, target):
     # Dense over [-12, 12] (both sides of every piece boundary) plus a log-spaced sweep of tiny inputs.
     x = np.concatenate([np.linspace(-12, 12, 48001), np.geomspace(1e-38, 1, 2000), -np.geomspace(1e-38, 1, 2000)])
     x = x.astype(np.float32)
-    got = _unary(op, x.size).run(None, {"x": x})[0].astype(np.float64)
+    got = _unary(op, x.size, target).run(None, {"x": x})[0].astype(np.float64)
     want = ref(x.astype(np.float64))
     abs_err = np.abs(got - want)
     assert abs_err.max() <= 1.5e-7, (op, x[abs_err.argmax()], abs_err.max())
@@ -70,8 +88,8 @@ def test_erf_tanh_error_over_the_range_that_matters(op, ref):
 
 
 @pytest.mark.parametrize("op, ref", [("Erf", np.vectorize(math.erf)), ("Tanh", np.tanh)])
-def test_erf_tanh_specials(op, ref):
-    got = _unary(op, SPECIALS.size).run(None, {"x": SPECIALS})[0]
+def test_erf_tanh_specials(op, ref, target):
+    got = _unary(op, SPECIALS.size, target).run(None, {"x": SPECIALS})[0]
     assert np.isnan(got[0])
     want = ref(SPECIALS[1:].astype(np.float64))
     np.testing.assert_allclose(got[1:], want, rtol=3e-7, atol=3e-45)  # 1e-40: subnormal, 2 ulp

@@ -2,12 +2,16 @@
 
     python3 benchmarks/check_models.py                       # all 4 models x 2 exporters x opsets 17, 18
     python3 benchmarks/check_models.py --arch bert --exporter torchscript --opset 17
+    python3 benchmarks/check_models.py --target android-cpu --device qemu --exporter torchscript --opset 17
 
 For each model (transformers' default configs, random weights, seed 0; batch 1, sequence 128)
 prints ONNX nodes, kernel launches, cold and cached compile time, polyfuse and onnxruntime
 median latency (same thread count, alternating, in this process) and the largest absolute
 difference of every output. Exits non-zero if any output differs by more than --tol (1e-3).
 Results are also written as JSON (--json, default benchmarks/results/check_models.json).
+With --target android-cpu --device qemu|adb, the model is compiled for that target, run by its
+pf_run on the device, checked against onnxruntime here, and timed by pf_run --bench there
+(under qemu that time is emulated and says nothing about a phone).
 """
 from __future__ import annotations
 
@@ -28,13 +32,37 @@ from polyfuse.bench import ort_session, time_alternating
 from polyfuse.testing.transformers_export import ARCHS, EXPORTERS, example_inputs, export_onnx
 
 
-def check(arch, exporter, opset, workdir: Path, threads: int, repeat: int, seq: int) -> dict:
+def check_on_device(path: Path, feeds: dict, target: str, device: str, threads: int, repeat: int) -> dict:
+    t0 = time.perf_counter()
+    model = polyfuse.compile(path, target, shapes={k: v.shape for k, v in feeds.items()}, threads=threads, device=device)
+    cold = time.perf_counter() - t0
+    ours, ref = model.run(None, feeds), ort_session(path, threads).run(None, feeds)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for k, (name, arr) in enumerate(feeds.items()):
+            np.save(Path(tmp) / f"{k}.npy", arr)
+            files.append((name, Path(tmp) / f"{k}.npy"))
+        printed = model.run_files(files, Path(tmp) / "out", bench=repeat)
+    ms = float(printed.split("median ")[1].split(" ms")[0])
+    return {"target": target, "device": device, "onnx_nodes": model.manifest["stats"]["onnx_nodes"],
+            "kernels": model.manifest["stats"]["kernels"], "compile_cold_s": round(cold, 1), "compile_cached_s": 0.0,
+            "polyfuse_ms": ms, "onnxruntime_ms": float("nan"),
+            "max_abs_error": {n: float(np.max(np.abs(a - b))) for n, a, b in zip(model.output_names, ours, ref)}}
+
+
+def check(arch, exporter, opset, workdir: Path, threads: int, repeat: int, seq: int, target: str = "host",
+          device: str | None = None) -> dict:
     path = workdir / f"{arch}_{exporter}_{opset}.onnx"
     t0 = time.perf_counter()
     export_onnx(arch, "default", path, exporter=exporter, opset=opset, seq=seq)
     export_s = time.perf_counter() - t0
     feeds = example_inputs(arch, "default", 1, seq)
     shapes = {k: v.shape for k, v in feeds.items()}
+    if device:
+        r = check_on_device(path, feeds, target, device, threads, repeat)
+        path.unlink()
+        return {"arch": arch, "exporter": exporter, "opset": opset, "seq": seq, "threads": threads,
+                "export_s": round(export_s, 1), **r}
     cache = Path(tempfile.mkdtemp(prefix="pf-cache-"))  # a cold cache for this model
     os.environ["POLYFUSE_CACHE_DIR"] = str(cache)
     try:
@@ -70,14 +98,18 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--tol", type=float, default=1e-3)
-    p.add_argument("--json", default=str(Path(__file__).parent / "results" / "check_models.json"))
+    p.add_argument("--target", default="host")
+    p.add_argument("--device", help="for a target that does not run here: qemu, adb or adb:SERIAL")
+    p.add_argument("--json", help="default: benchmarks/results/check_models.json (check_models_TARGET.json)")
     a = p.parse_args(argv)
+    a.json = a.json or str(Path(__file__).parent / "results" /
+                           ("check_models.json" if a.target == "host" else f"check_models_{a.target}.json"))
     rows, bad = [], 0
     with tempfile.TemporaryDirectory() as d:
         for arch in a.arch:
             for exporter in a.exporter:
                 for opset in a.opset:
-                    r = check(arch, exporter, opset, Path(d), a.threads, a.repeat, a.seq)
+                    r = check(arch, exporter, opset, Path(d), a.threads, a.repeat, a.seq, a.target, a.device)
                     ok = max(r["max_abs_error"].values()) <= a.tol
                     bad += not ok
                     rows.append(r)

@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(g++ cmake)
-# --test: a cross compiler and user-mode qemu run the NEON kernels' parity tests on x86.
-[ "${1:-}" = "--test" ] && APT_PACKAGES+=(g++-aarch64-linux-gnu qemu-user)
+# g++ builds host artifacts; the arm64 cross compiler builds --target android-cpu and user-mode
+# qemu runs those here (--device qemu); cmake builds any artifact from its own sources.
+APT_PACKAGES=(g++ cmake g++-aarch64-linux-gnu qemu-user)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

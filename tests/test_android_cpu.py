@@ -204,3 +204,17 @@ def test_artifact_cmake_cross_build_runs_under_qemu(tiny_arm, tmp_path):
     assert r.returncode == 0, r.stderr
     for name, want in zip(["last_hidden_state", "pooler_output"], run_ort(__import__("onnx").load(TINY), feeds)):
         assert float(np.max(np.abs(np.load(tmp_path / "o" / f"{name}.npy") - want))) <= ATOL
+
+
+@needs_qemu
+def test_bench_on_qemu_reports_latency_and_checks_outputs():
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "-q", "bench", str(TINY), "--target", "android-cpu", "--device",
+                        "qemu", "--shape", "input_ids=1,16", "--vs", "onnxruntime", "--repeat", "3"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "target android-cpu on qemu" in r.stdout and "median" in r.stdout
+    err = float(r.stdout.split("max abs error vs onnxruntime (on this machine):")[1].split()[0])
+    assert err <= ATOL
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "bench", str(TINY), "--target", "android-cpu"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "--device qemu" in r.stderr

@@ -45,3 +45,29 @@ def test_no_target_name_is_tested_outside_targets():
     found = [f"{f.relative_to(SRC)}:{i}" for f in SRC.rglob("*.py") if "targets" not in f.relative_to(SRC).parts
              for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
     assert not found, found
+
+
+def test_inspect_reports_phone_figures_for_a_target(tmp_path):
+    """FLOPs equal 2*M*N*K over the graph's MatMul/Gemm nodes (before fusion); the arena is the
+    one the compiled artifact allocates; bytes moved cover at least every weight read once."""
+    import json
+
+    import numpy as np
+
+    from polyfuse.inspect import inspect_model
+    from polyfuse.pipeline import frontend
+
+    model = Path(__file__).resolve().parents[1] / "examples" / "tiny_bert.onnx"
+    shapes = {"input_ids": (1, 16)}
+    s = json.loads(inspect_model(model, shapes=shapes, as_json=True, target="android-cpu"))
+    g = frontend(model, shapes).graph
+    want = 0
+    for n in g.nodes:
+        if n.op_type in ("MatMul", "Gemm"):
+            a = g.values[n.inputs[0]].shape
+            k = a[0] if n.op_type == "Gemm" and n.attrs.get("transA") else a[-1]
+            want += 2 * int(np.prod(g.values[n.outputs[0]].shape)) * int(k)
+    assert s["target"] == "android-cpu" and s["flops"] == want > 0
+    manifest = polyfuse.compile(model, shapes=shapes, output_dir=tmp_path / "a").manifest
+    assert s["arena_bytes"] == manifest["stats"]["arena_bytes"] and s["kernels"] == manifest["stats"]["kernels"]
+    assert s["bytes_moved"] >= manifest["stats"]["weights_bytes"] + s["intermediate_bytes_fused"]

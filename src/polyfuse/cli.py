@@ -177,13 +177,21 @@ def cmd_inspect(args) -> int:
     from .inspect import inspect_model
 
     print(inspect_model(args.model, shapes=parse_shapes(args.shape), as_json=args.json, show_graph=args.graph,
-                        explain=args.explain, fusion=not args.no_fusion, svg=args.svg, html=args.html))
+                        explain=args.explain, fusion=not args.no_fusion, svg=args.svg, html=args.html,
+                        target=args.target))
     return 0
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_model
+    from .bench import bench_model, bench_on_device
+    from .targets import get as get_target
 
+    if args.device or not get_target(args.target).loads_here:
+        if not args.device:
+            raise InputError(f"--target {args.target}: its code does not run here; add --device qemu or --device adb")
+        print(bench_on_device(args.model, args.target, args.device, shapes=parse_shapes(args.shape),
+                              threads=args.threads, repeat=args.repeat, vs=args.vs))
+        return 0
     print(bench_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
                       vs=args.vs))
     return 0
@@ -217,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="show what the compiler makes of a model")
     i.add_argument("model")
     i.add_argument("--json", action="store_true", help="machine-readable summary")
+    i.add_argument("--target", default="host", help=f"one of: {', '.join(TARGETS)} (default: host)")
     i.add_argument("--graph", action="store_true", help="print the optimised graph, one line per node")
     i.add_argument("--explain", action="store_true", help="list every refused fusion with its reason")
     i.add_argument("--svg", metavar="FILE", help="draw the graph with its fusion groups as SVG")
@@ -228,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("model", help=".onnx file")
     b.add_argument("--vs", choices=["onnxruntime"], help="peer to compare with (same thread count)")
     b.add_argument("--repeat", type=int, default=20, help="timed runs of each (default 20)")
+    b.add_argument("--target", default="host", help=f"one of: {', '.join(TARGETS)} (default: host)")
+    b.add_argument("--device", metavar="DEVICE", help="for a target that does not run here: qemu, adb or adb:SERIAL")
     _add_common(b)
     b.set_defaults(func=cmd_bench)
     return p

@@ -5,10 +5,15 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
+from .build.memory import kernel_reads, plan_memory
 from .errors import InputError
 from .fusion.classify import mapping_type
 from .kernel import lower_graph
+from .kernel.ir import Attention, Contraction, GemmChain
 from .pipeline import frontend, kernels
+from .targets import get as get_target
 
 
 def intermediate_bytes(lowered) -> int:
@@ -17,7 +22,25 @@ def intermediate_bytes(lowered) -> int:
     return sum(lowered.graph.values[k.output].nbytes for k in lowered.kernels if k.output not in outs)
 
 
-def summarize(model, shapes=None, fusion: bool = True) -> tuple[dict, object, object]:
+def _flops(k) -> int:
+    """Multiply-adds x 2 of the kernel's matrix products (elementwise work is not counted)."""
+    if isinstance(k, Attention):
+        return _flops(k.scores) + _flops(k.context)
+    if isinstance(k, GemmChain):
+        return _flops(k.first) + _flops(k.second)
+    if isinstance(k, Contraction):
+        return 2 * k.m * k.n * k.k * int(np.prod(k.batch, dtype=np.int64))
+    return 0
+
+
+def _bytes_moved(k, graph) -> int:
+    """Bytes a kernel reads (each distinct buffer once, whole) and writes: a memory-traffic
+    estimate that ignores caches, as the phone papers count it."""
+    return sum(graph.values[b].nbytes for b in set(kernel_reads(k)) | {k.output})
+
+
+def summarize(model, shapes=None, fusion: bool = True, target="host") -> tuple[dict, object, object]:
+    target = get_target(target)
     comp = frontend(model, shapes)  # imported once; the unfused figures are taken before fusion edits the graph
     unfused = lower_graph(comp.graph)
     unfused_bytes = intermediate_bytes(unfused)
@@ -25,13 +48,17 @@ def summarize(model, shapes=None, fusion: bool = True) -> tuple[dict, object, ob
     kernels(comp, fusion)
     lowered, report = comp.lowered, comp.fusion
     kinds = Counter(type(k).__name__.lower() for k in lowered.kernels)
+    plan = plan_memory(lowered)
     summary = {
-        "model": comp.graph.name, "opset": comp.graph.opset, "onnx_nodes": comp.onnx_nodes,
+        "model": comp.graph.name, "target": target.name, "opset": comp.graph.opset, "onnx_nodes": comp.onnx_nodes,
         "graph_nodes": len(comp.graph.nodes), "fusion": fusion, "kernels": len(lowered.kernels),
         "kernels_unfused": len(unfused.kernels), "kernels_by_kind": dict(sorted(kinds.items())),
         "views": len(lowered.views), "mapping_types_unfused": dict(sorted(mappings.items())),
         "intermediate_bytes_unfused": unfused_bytes,
         "intermediate_bytes_fused": intermediate_bytes(lowered),
+        "flops": sum(_flops(k) for k in lowered.kernels),
+        "bytes_moved": sum(_bytes_moved(k, comp.graph) for k in lowered.kernels),
+        "arena_bytes": plan.arena_bytes, "weights_bytes": plan.weights_bytes,
         "attention_kernels": report.attention if report else 0,
         "expression_ops_before": report.ops_before if report else None,
         "expression_ops_after": report.ops_after if report else None,
@@ -48,8 +75,8 @@ def _mib(n: int) -> str:
 
 
 def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = False, explain: bool = False,
-                  fusion: bool = True, svg=None, html=None) -> str:
-    s, comp, report = summarize(model, shapes, fusion)
+                  fusion: bool = True, svg=None, html=None, target="host") -> str:
+    s, comp, report = summarize(model, shapes, fusion, target)
     if svg or html:
         from .visualize import groups_from_lowered, render_html, render_svg
 
@@ -71,7 +98,10 @@ def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = 
              f"{s['kernels_unfused']} without fusion; {s['views']} views",
              "per-op mapping types: " + ", ".join(f"{k} {v}" for k, v in s["mapping_types_unfused"].items()),
              f"intermediate tensors: {_mib(s['intermediate_bytes_fused'])} fused, "
-             f"{_mib(s['intermediate_bytes_unfused'])} unfused ({ratio:.1f}x less)"]
+             f"{_mib(s['intermediate_bytes_unfused'])} unfused ({ratio:.1f}x less)",
+             f"for {s['target']}: {s['flops'] / 1e9:.3f} GFLOP in matrix products, {_mib(s['bytes_moved'])} moved by "
+             f"kernels (each reads its inputs and writes its output once), peak arena {_mib(s['arena_bytes'])}, "
+             f"weights {_mib(s['weights_bytes'])}"]
     if report:
         lines.append(f"expression operations: {s['expression_ops_before']} as written, {s['expression_ops_after']} "
                      f"after composition, simplification and CSE; {s['refused_fusions']} fusions refused"

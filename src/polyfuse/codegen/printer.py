@@ -66,10 +66,20 @@ def int_literal(i: int) -> str:
 
 
 class CPrinter:
-    """``guarded``: the load symbols whose index may be out of range where a Select does not take
+    """C++ for the CPU targets. A C-family language differs by the class tables below (element
+    types, function names per opaque function, infix operators): a subclass for another
+    dialect (OpenCL C) overrides them, and the printing logic stays shared.
+
+    ``guarded``: the load symbols whose index may be out of range where a Select does not take
     them (kernel/bounds.py), or None when unknown. A Select whose branches read no guarded load
     prints as ``pf_select(c, a, b)``, which evaluates both: a blend, never a conditional (masked)
     load, which gcc 12 vectorises wrongly in some loops (tests/compiler_bugs/)."""
+
+    TYPES = C_TYPES
+    UNARY = _UNARY
+    CALLS = _CALLS
+    INFIX = _INFIX
+    SQRT, POW = "std::sqrt", "std::pow"
 
     def __init__(self, names=None, single: bool = True, guarded: set | None = None):
         self.names = names or {}  # symbol -> C text (loads, accumulators)
@@ -128,12 +138,12 @@ class CPrinter:
     def _pow(self, e) -> str:
         b, x = e.base, e.exp
         if x == sympy.Rational(1, 2):
-            return f"std::sqrt({self.p(b)})"
+            return f"{self.SQRT}({self.p(b)})"
         if x.is_Integer and 1 <= int(x) <= 4:
             return "(" + " * ".join([self.p(b)] * int(x)) + ")"
         if x.is_number and x < 0:
             return f"({float_literal(1.0, self.single)} / {self.p(b ** -x)})"
-        return f"std::pow({self.p(b)}, {self.p(x)})"
+        return f"{self.POW}({self.p(b)}, {self.p(x)})"
 
     def _func(self, e) -> str:
         f = e.func
@@ -152,12 +162,12 @@ class CPrinter:
                 return f"({self.p(e.args[0])} % {self.p(e.args[1])})"
             return f"pf_wrapmod({self.p(e.args[0])}, {self.p(e.args[1])})"
         args = [self.p(a) for a in e.args]
-        if f in _UNARY:
-            return f"{_UNARY[f]}({args[0]})"
-        if f in _CALLS:
-            return f"{_CALLS[f]}({', '.join(args)})"
-        if f in _INFIX:
-            return f"({args[0]} {_INFIX[f]} {args[1]})"
+        if f in self.UNARY:
+            return f"{self.UNARY[f]}({args[0]})"
+        if f in self.CALLS:
+            return f"{self.CALLS[f]}({', '.join(args)})"
+        if f in self.INFIX:
+            return f"({args[0]} {self.INFIX[f]} {args[1]})"
         if f is F.LogicalNot:
             return f"(!{args[0]})"
         if f is F.Special:
@@ -170,9 +180,12 @@ class CPrinter:
             return f"({args[0]} ? {args[1]} : {args[2]})"
         if f is F.Cast:
             to = F.CAST_DTYPES[int(e.args[1])]
-            return f"({args[0]} != 0)" if to == np.bool_ else f"static_cast<{c_type(to)}>({args[0]})"
+            return f"({args[0]} != 0)" if to == np.bool_ else self.cast(args[0], self.TYPES[np.dtype(to)])
         if f is F.Decode:
             return f"{NARROW_TYPES[int(e.args[1])].decode}({args[0]})"
         if f is F.Encode:
             return f"{NARROW_TYPES[int(e.args[1])].encode}({args[0]}, {'true' if e.args[2] else 'false'}, {args[3]})"
         raise NotImplementedError(f"no C++ for {f}")
+
+    def cast(self, text: str, type_name: str) -> str:
+        return f"static_cast<{type_name}>({text})"

@@ -184,11 +184,11 @@ def test_consumer_of_a_transposed_gemm_result_joins_its_epilogue(bias_shape):
 
 @pytest.mark.parametrize("seq", [70, 150])
 def test_attention_in_query_row_blocks_matches_onnxruntime(seq):
-    """Longer than one block of query rows (ATTENTION_ROWS): the blocks (2 of 35 rows, 3 of 50)
+    """Longer than one block of query rows (the host's attention_rows): the blocks (2 of 35 rows, 3 of 50)
     each compute their rows of the scores, softmax and context, over 2 threads."""
-    from polyfuse.codegen.host import ATTENTION_ROWS
+    from polyfuse.targets import HOST
 
-    assert ATTENTION_ROWS < seq
+    assert HOST.schedule["attention_rows"] < seq
     m, feeds = _attention_model(heads=2, seq=seq, dh=8)
     assert summarize(m)[0]["kernels_by_kind"] == {"attention": 1, "contraction": 1}
     ours = polyfuse.compile(m, threads=2)
@@ -271,9 +271,9 @@ def test_feed_forward_with_small_weights_is_one_gemm_chain():
 
 
 def test_gemm_chain_refused_when_second_weights_are_large():
-    from polyfuse.fusion.gemm_chain import MAX_SECOND_WEIGHTS
+    from polyfuse.targets import HOST
 
-    k = int(MAX_SECOND_WEIGHTS // (4 * 16)) + 64  # W2 of k x 16 floats: just over the limit
+    k = int(HOST.schedule["chain_max_second_weights"] // (4 * 16)) + 64  # W2 of k x 16 floats: just over the limit
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["out"])]
     m = model(nodes, [("x", np.float32, [4, 8])], [("out", np.float32, None)],
               [("w1", f32(8, k) / 8), ("w2", f32(k, 16) / 64)])

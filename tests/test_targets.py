@@ -71,3 +71,28 @@ def test_inspect_reports_phone_figures_for_a_target(tmp_path):
     manifest = polyfuse.compile(model, shapes=shapes, output_dir=tmp_path / "a").manifest
     assert s["arena_bytes"] == manifest["stats"]["arena_bytes"] and s["kernels"] == manifest["stats"]["kernels"]
     assert s["bytes_moved"] >= manifest["stats"]["weights_bytes"] + s["intermediate_bytes_fused"]
+
+
+def test_fusion_reads_the_targets_schedule():
+    """The same feed-forward block is one GEMM chain for the host and two GEMMs for a target
+    whose caches allow no re-read second weights: fusion takes its limits from the Target."""
+    import dataclasses
+
+    import numpy as np
+    from onnx import helper
+
+    from helpers import model
+    from polyfuse.inspect import summarize
+    from polyfuse.targets import HOST
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["out"])]
+    m = model(nodes, [("x", np.float32, [1, 13, 16])], [("out", np.float32, None)],
+              [("w1", rng.standard_normal((16, 64)).astype(np.float32)),
+               ("w2", rng.standard_normal((64, 16)).astype(np.float32))])
+    small = dataclasses.replace(HOST, name="small-cache", schedule={**HOST.schedule, "chain_max_second_weights": 1024})
+    assert summarize(m, target=HOST)[0]["kernels_by_kind"] == {"gemmchain": 1}
+    s, _, report = summarize(m, target=small)
+    assert s["kernels_by_kind"] == {"contraction": 2} and s["target"] == "small-cache"
+    assert any("re-read for every block of rows" in r.reason for r in report.refusals)

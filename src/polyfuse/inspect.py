@@ -45,7 +45,7 @@ def summarize(model, shapes=None, fusion: bool = True, target="host") -> tuple[d
     unfused = lower_graph(comp.graph)
     unfused_bytes = intermediate_bytes(unfused)
     mappings = Counter(mapping_type(k).name.lower() for k in unfused.kernels)
-    kernels(comp, fusion)
+    kernels(comp, fusion, target)
     lowered, report = comp.lowered, comp.fusion
     kinds = Counter(type(k).__name__.lower() for k in lowered.kernels)
     plan = plan_memory(lowered)

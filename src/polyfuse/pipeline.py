@@ -83,8 +83,9 @@ def frontend(model, shapes=None) -> Compilation:
     return comp
 
 
-def kernels(comp: Compilation, fusion: bool = True) -> Compilation:
-    """Lower to one kernel per node, then fuse (parallel MatMuls first, at graph level)."""
+def kernels(comp: Compilation, fusion: bool = True, target: str | Target = "host") -> Compilation:
+    """Lower to one kernel per node, then fuse for ``target`` (parallel MatMuls first, at graph level)."""
+    target = get_target(target)
     if fusion:
         with _Stage(comp, "fuse_parallel_matmuls"):
             fuse_parallel_matmuls(comp.graph)
@@ -94,7 +95,7 @@ def kernels(comp: Compilation, fusion: bool = True) -> Compilation:
         comp.lowered = lower_graph(comp.graph)
     if fusion:
         with _Stage(comp, "fuse"):
-            comp.fusion = fuse(comp.lowered)
+            comp.fusion = fuse(comp.lowered, target.schedule)
         log.info("fused %d kernels into %d", comp.fusion.kernels_before, comp.fusion.kernels_after)
     return comp
 
@@ -102,7 +103,7 @@ def kernels(comp: Compilation, fusion: bool = True) -> Compilation:
 def backend(comp: Compilation, target: str | Target = "host", fusion: bool = True) -> Compilation:
     """Kernels, memory plan, code and the native library, for ``target`` (a name or a Target)."""
     target = get_target(target)
-    kernels(comp, fusion)
+    kernels(comp, fusion, target)
     with _Stage(comp, "plan_memory"):
         comp.plan = plan_memory(comp.lowered)
     with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):

@@ -346,12 +346,6 @@ def render_contraction(k: Contraction, graph, target, packer=no_packing) -> Rend
     return RenderedKernel(text, params.buffers)
 
 
-# Attention runs in parallel over (batch entry, block of at most this many query rows): with
-# only the heads to split, 2 threads on a 2-head model could not balance, nor use a worker that
-# wakes late. Each block re-packs K and V for its two small GEMMs.
-ATTENTION_ROWS = 64
-
-
 def render_attention(k: Attention, graph, target, packer=no_packing) -> RenderedKernel:
     s, r, c = k.scores, k.softmax, k.context
     params = _Params(graph, target, k.output, (s.a, s.b, c.b))
@@ -379,7 +373,7 @@ def render_attention(k: Attention, graph, target, packer=no_packing) -> Rendered
         rpr.names[TILE] = f"s[{col}]"
         last = stages[-1]
         last["step"] = f"{{ const float t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
-    nrb = -(-s.m // ATTENTION_ROWS)  # query-row blocks per batch entry, of (nearly) equal size
+    nrb = -(-s.m // target.schedule["attention_rows"])  # query-row blocks per batch entry, (nearly) equal
     body, inverses = _hoist_inverses(body, r.stages, rpr, acc_t)
     text = params.render("attention.cpp.j2", comment=_comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,

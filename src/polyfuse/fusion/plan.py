@@ -296,8 +296,9 @@ class _Planner:
         return changed
 
 
-def fuse(model: LoweredModel) -> FusionReport:
-    """Fuse ``model.kernels`` in place; returns counts and the refused fusions."""
+def fuse(model: LoweredModel, schedule) -> FusionReport:
+    """Fuse ``model.kernels`` in place for a target's ``schedule`` (targets.base.SCHEDULE);
+    returns counts and the refused fusions."""
     report = FusionReport(kernels_before=len(model.kernels), ops_before=sum(ops(k) for k in model.kernels))
     planner = _Planner(model)
     for rows in (False, True):
@@ -306,7 +307,7 @@ def fuse(model: LoweredModel) -> FusionReport:
     report.attention = fuse_attention(model.kernels, planner.shapes, planner.views, planner.outputs)
     readers = consumers(model.kernels, planner.views)  # chaining replaces only each pair's own kernels
     report.gemm_chains = fuse_gemm_chains(model.kernels, lambda b: readers.get(b, []), planner.views,
-                                          planner.outputs, planner.refuse)
+                                          planner.outputs, planner.refuse, schedule)
     live = {k.output for k in model.kernels}
     report.refusals = [r for (p, c), r in planner.refusals.items() if p in live and (not c or c in live)]
     report.kernels_after = len(model.kernels)

@@ -9,7 +9,7 @@ libstdc++ / libc++ is linked statically, so pf_run and the library need nothing 
 from __future__ import annotations
 
 from ..codegen.printer import CPrinter
-from .base import Target, Toolchain
+from .base import SCHEDULE, Target, Toolchain
 from .host import CXX_FLAGS, RUNNER_SOURCES, RUNTIME_HEADERS, RUNTIME_SOURCES
 
 ANDROID_CPU = Target(
@@ -29,6 +29,7 @@ ANDROID_CPU = Target(
     vector_bits=128,
     fp16=False,  # half-precision arithmetic needs armv8.2-a; API 24 phones may be armv8.0
     loads_here=False,
+    schedule=SCHEDULE,  # the host's until measured on phones
     artifact_templates=("CMakeLists.txt", "aarch64-linux-gnu.cmake"),
     emulator=("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"),
     build_commands=("cmake -S {dir} -B {dir}/build -DCMAKE_TOOLCHAIN_FILE=$ANDROID_NDK_HOME/build/cmake/android.toolchain.cmake "

@@ -9,12 +9,23 @@ import glob
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from ..errors import BuildError
 
 
 NDK_VARS = ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT")
+
+# Schedule constants every target sets (its own values, or these):
+# attention_rows: attention runs in parallel over (batch entry, block of at most this many query
+#   rows): with only the heads to split, 2 threads on a 2-head model could not balance, nor use a
+#   worker that wakes late. Each block re-packs K and V for its two small GEMMs.
+# chain_max_second_weights: a GEMM chain re-reads its second weights per row block, so it is
+#   formed only when they are at most this many bytes (MobileBERT's 512x128 FFN, not BERT's).
+# chain_tile_bytes: target size of one row block of a GEMM chain's intermediate (an L2 share).
+SCHEDULE = MappingProxyType({"attention_rows": 64, "chain_max_second_weights": 1 << 20, "chain_tile_bytes": 1 << 17})
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class Target:
     vector_bits: int | None  # widest SIMD register the generated code may assume (None: the build machine's)
     fp16: bool  # arithmetic in half precision is native
     loads_here: bool  # the library it builds can be loaded and run by this Python process
+    schedule: Mapping[str, int]  # constants fusion and codegen tune for the target's caches and cores (see SCHEDULE)
     artifact_templates: tuple[str, ...] = ("CMakeLists.txt",)  # rendered from NAME.j2 into the artifact
     emulator: tuple[str, ...] = ()  # runs its programs here (--device qemu): command and arguments
     build_commands: tuple[str, ...] = ()  # how to build an artifact's sources ({dir}) where polyfuse could not
@@ -76,6 +88,8 @@ class Target:
     def __post_init__(self):
         if not re.fullmatch(r"[a-z0-9-]+", self.name):  # it is printed into generated code
             raise ValueError(f"target name {self.name!r}: only a-z, 0-9 and '-'")
+        if set(self.schedule) != set(SCHEDULE):
+            raise ValueError(f"target {self.name}: schedule must set exactly {sorted(SCHEDULE)}")
 
     def runtime_files(self) -> tuple[str, ...]:
         """Everything copied into an artifact's runtime/ folder."""

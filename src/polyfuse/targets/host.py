@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..codegen.printer import CPrinter
-from .base import Target, Toolchain
+from .base import SCHEDULE, Target, Toolchain
 
 # -fno-math-errno and -fno-trapping-math change no result: they let the compiler vectorise
 # libm-free math and speculate divisions inside selects (softmax's NaN guard), since polyfuse
@@ -32,4 +32,5 @@ HOST = Target(
     vector_bits=None,
     fp16=False,
     loads_here=True,
+    schedule=SCHEDULE,
 )

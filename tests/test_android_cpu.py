@@ -151,7 +151,7 @@ def test_adb_device_pushes_runs_and_pulls(tiny_arm, fake_adb):
     assert any(a[2] == "pull" and a[3] == f"{remote}/out" for a in log)
 
 
-def test_adb_without_adb_or_device_is_a_clear_error(tmp_path, monkeypatch, fake_adb):
+def test_missing_adb_qemu_or_device_is_a_clear_error(tmp_path, monkeypatch, fake_adb):
     art = tmp_path / "art"
     art.mkdir()
     (art / "manifest.json").write_text(json.dumps({"format": "polyfuse-artifact", "target": "android-cpu",
@@ -162,6 +162,8 @@ def test_adb_without_adb_or_device_is_a_clear_error(tmp_path, monkeypatch, fake_
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(polyfuse.PolyfuseError, match="adb not found"):
         polyfuse.load(art, device="adb")
+    with pytest.raises(polyfuse.PolyfuseError, match="qemu-aarch64 not found"):
+        polyfuse.load(art, device="qemu")
     with pytest.raises(InputError, match="unknown device"):
         polyfuse.load(art, device="usb")
 

@@ -37,13 +37,7 @@ def check_on_device(path: Path, feeds: dict, target: str, device: str, threads: 
     model = polyfuse.compile(path, target, shapes={k: v.shape for k, v in feeds.items()}, threads=threads, device=device)
     cold = time.perf_counter() - t0
     ours, ref = model.run(None, feeds), ort_session(path, threads).run(None, feeds)
-    with tempfile.TemporaryDirectory() as tmp:
-        files = []
-        for k, (name, arr) in enumerate(feeds.items()):
-            np.save(Path(tmp) / f"{k}.npy", arr)
-            files.append((name, Path(tmp) / f"{k}.npy"))
-        printed = model.run_files(files, Path(tmp) / "out", bench=repeat)
-    ms = float(printed.split("median ")[1].split(" ms")[0])
+    ms = model.latency(feeds, repeat)[0]
     return {"target": target, "device": device, "onnx_nodes": model.manifest["stats"]["onnx_nodes"],
             "kernels": model.manifest["stats"]["kernels"], "compile_cold_s": round(cold, 1), "compile_cached_s": 0.0,
             "polyfuse_ms": ms, "onnxruntime_ms": float("nan"),

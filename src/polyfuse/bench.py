@@ -5,7 +5,6 @@ import os
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -126,9 +125,6 @@ def bench_on_device(path, target: str, device: str, shapes=None, threads=None, r
     """Latency of ``path`` compiled for ``target`` and timed by its own pf_run (``--bench``) on
     ``device``; with ``vs="onnxruntime"``, its outputs are checked against onnxruntime here
     (no speedup: the two run on different machines)."""
-    import re
-    import tempfile
-
     from .api import compile as pf_compile
     from .runtime.model import check_threads
 
@@ -137,18 +133,10 @@ def bench_on_device(path, target: str, device: str, shapes=None, threads=None, r
     threads = check_threads(threads)
     model = pf_compile(path, target, shapes=shapes, threads=threads, device=device)
     feeds = sample_inputs(model)
-    with tempfile.TemporaryDirectory(prefix="polyfuse-bench-") as tmp:
-        files = []
-        for k, (name, arr) in enumerate(feeds.items()):
-            np.save(Path(tmp) / f"in{k}.npy", arr)
-            files.append((name, Path(tmp) / f"in{k}.npy"))
-        printed = model.run_files(files, Path(tmp) / "out", bench=repeat)
-    m = re.search(r"median ([0-9.]+) ms, min ([0-9.]+) ms", printed)
-    if not m:
-        raise InputError(f"pf_run on {device} printed no latency: {printed.strip()[:200]}")
+    median, low = model.latency(feeds, repeat)
     lines = [f"{path} ({', '.join(f'{i.name}{list(i.shape)}' for i in model.inputs)}), target {target} on {device}, "
              f"{threads or 'all'} threads, pf_run --bench {repeat}:",
-             f"  polyfuse     median {float(m.group(1)):9.3f} ms, min {float(m.group(2)):9.3f} ms"]
+             f"  polyfuse     median {median:9.3f} ms, min {low:9.3f} ms"]
     if device == "qemu":
         lines.append("  (under qemu: emulated, so this says nothing about a phone's speed)")
     if vs == "onnxruntime":

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shlex
 import sys
 import time
@@ -149,10 +148,6 @@ def _foreign_artifact(model) -> bool:
 
 
 def _run_on_device(args, feeds: dict, dest: Path) -> int:
-    import tempfile
-
-    import numpy as np
-
     from .runtime.device_model import DeviceModel
 
     if not Path(args.model).is_dir():
@@ -160,16 +155,7 @@ def _run_on_device(args, feeds: dict, dest: Path) -> int:
                          "(polyfuse compile MODEL --target android-cpu -o DIR)")
     if not args.device:
         raise InputError(f"{args.model} was compiled for another CPU; run it with --device qemu or --device adb[:SERIAL]")
-    dm = DeviceModel(args.model, args.device, args.threads)
-    unknown = sorted(set(feeds) - set(dm.input_names), key=str)
-    if unknown:
-        raise InputError(f"unknown input(s) {unknown}; the model's inputs are {dm.input_names}")
-    with tempfile.TemporaryDirectory(prefix="polyfuse-run-") as tmp:
-        files = []
-        for k, (name, arr) in enumerate(feeds.items()):
-            np.save(Path(tmp) / f"in{k}.npy", np.ascontiguousarray(arr))
-            files.append((name, Path(tmp) / f"in{k}.npy"))
-        print(dm.run_files(files, dest), end="")
+    print(DeviceModel(args.model, args.device, args.threads).run_feeds(feeds, dest), end="")
     return 0
 
 

@@ -7,29 +7,21 @@ run through its own pf_run on a device (polyfuse.devices: ``qemu`` or ``adb[:SER
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..build.artifact import MANIFEST, copy_artifact, read_manifest
 from ..errors import ArtifactError, InputError
-from .model import _infos
+from .model import ArtifactModel
 
 
-def _filename(k: int) -> str:
-    return f"in{k}.npy"  # never a model's name: those stay inside pf_run's arguments
-
-
-class DeviceModel:
+class DeviceModel(ArtifactModel):
     def __init__(self, directory, device: str, threads: int | None = None, *, _owned_tmp: bool = False):
-        self._owned_tmp = False
         from ..devices import get_device
         from ..targets import get as get_target
 
-        self.directory = Path(directory)
-        self.manifest = read_manifest(self.directory)
+        self._read_manifest(directory)
         self.target = get_target(self.manifest.get("target"))
         if self.target.loads_here:
             raise InputError(f"device {device!r}: {self.directory} is a {self.target.name} artifact, which runs here "
@@ -38,46 +30,20 @@ class DeviceModel:
             cmds = "; or ".join(c.format(dir=self.directory) for c in self.target.build_commands)
             raise ArtifactError(f"{self.directory}: holds only sources (no {self.target.name} compiler was found when "
                                 f"it was compiled); build it first: {cmds}")
-        where = self.directory / MANIFEST
-        self.inputs = _infos(self.manifest, "inputs", where)
-        self.outputs = _infos(self.manifest, "outputs", where)
         self.threads = threads
         self.device_name = device
         self.device = get_device(device, self.target)
         self._owned_tmp = _owned_tmp  # compile() without output_dir: the temporary folder is ours
 
-    def save(self, directory, *, overwrite: bool = False) -> Path:
-        """Copy this model's artifact to ``directory`` (see CompiledModel.save)."""
-        return copy_artifact(self.directory, Path(directory), overwrite=overwrite)
-
-    def __del__(self):
-        if getattr(self, "_owned_tmp", False):
-            shutil.rmtree(self.directory.parent, ignore_errors=True)  # the mkdtemp() root
-
-    @property
-    def input_names(self) -> list[str]:
-        return [i.name for i in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [o.name for o in self.outputs]
-
-    def run_files(self, inputs: list[tuple[str, Path]], out: Path, bench: int | None = None) -> str:
-        """pf_run on the device with .npy ``inputs`` ((name, path) pairs), outputs into ``out``
-        (absent or empty); returns what pf_run printed."""
-        extra = (["--threads", str(self.threads)] if self.threads else []) + (["--bench", str(bench)] if bench else [])
-        return self.device.run(self.directory, inputs, out, extra)
-
-    def run(self, output_names=None, feeds=None) -> list[np.ndarray]:
+    def run_feeds(self, feeds, out: Path, bench: int | None = None) -> str:
+        """pf_run on the device with ``feeds`` (input name -> array), outputs into ``out`` (absent
+        or empty), ``--bench`` when given; returns what pf_run printed."""
         if not isinstance(feeds, dict):
             raise InputError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
         unknown = sorted(set(feeds) - set(self.input_names), key=str)
         if unknown:
             raise InputError(f"unknown input(s) {unknown}; the model's inputs are {self.input_names}")
-        names = self.output_names if output_names is None else list(output_names)
-        missing = [n for n in names if n not in self.output_names]
-        if missing:
-            raise InputError(f"unknown output(s) {missing}; the model's outputs are {self.output_names}")
+        extra = (["--threads", str(self.threads)] if self.threads else []) + (["--bench", str(bench)] if bench else [])
         with tempfile.TemporaryDirectory(prefix="polyfuse-device-") as tmp:
             files = []
             for k, info in enumerate(self.inputs):
@@ -86,13 +52,31 @@ class DeviceModel:
                 a = np.asarray(feeds[info.name])
                 if a.dtype.newbyteorder("=") == info.dtype and not a.dtype.isnative:
                     a = a.astype(info.dtype)  # the other byte order: exact
-                np.save(Path(tmp) / _filename(k), np.ascontiguousarray(a))
-                files.append((info.name, Path(tmp) / _filename(k)))
-            out = Path(tmp) / "out"
-            self.run_files(files, out)
-            got = {}
-            for info, path in zip(self.outputs, output_filenames(self.output_names)):
-                got[info.name] = np.load(out / path)
+                path = Path(tmp) / f"in{k}.npy"  # never a model's name: those stay inside pf_run's arguments
+                np.save(path, np.ascontiguousarray(a))
+                files.append((info.name, path))
+            return self.device.run(self.directory, files, out, extra)
+
+    def latency(self, feeds, repeat: int) -> tuple[float, float]:
+        """(median, min) milliseconds of ``repeat`` runs, timed by pf_run --bench on the device."""
+        from ..devices import DeviceError
+
+        with tempfile.TemporaryDirectory(prefix="polyfuse-bench-") as tmp:
+            printed = self.run_feeds(feeds, Path(tmp) / "out", bench=repeat)
+        m = re.search(r"median ([0-9.]+) ms, min ([0-9.]+) ms", printed)
+        if not m:
+            raise DeviceError(f"pf_run on {self.device_name} printed no latency: {printed.strip()[:200]}")
+        return float(m.group(1)), float(m.group(2))
+
+    def run(self, output_names=None, feeds=None) -> list[np.ndarray]:
+        names = self.output_names if output_names is None else list(output_names)
+        missing = [n for n in names if n not in self.output_names]
+        if missing:
+            raise InputError(f"unknown output(s) {missing}; the model's outputs are {self.output_names}")
+        with tempfile.TemporaryDirectory(prefix="polyfuse-device-") as tmp:
+            self.run_feeds(feeds, Path(tmp) / "out")
+            got = {info.name: np.load(Path(tmp) / "out" / f)
+                   for info, f in zip(self.outputs, output_filenames(self.output_names))}
         return [got[n] for n in names]
 
     def __repr__(self) -> str:

@@ -79,14 +79,44 @@ def check_threads(threads) -> int | None:
     return threads
 
 
-class CompiledModel:
-    def __init__(self, directory, threads: int | None = None, *, _owned_tmp: bool = False):
+class ArtifactModel:
+    """What every loaded artifact has, however it runs: its directory, manifest and tensors,
+    ``save``, and (``_owned_tmp``: compiled into a temporary folder) removal of that folder."""
+
+    _owned_tmp = False  # set once construction has succeeded
+
+    def _read_manifest(self, directory) -> Path:
+        """Reads the manifest and tensor infos; returns the manifest's path (for messages)."""
         self.directory = Path(directory)
-        self.threads = int(check_threads(threads) or os.cpu_count() or 1)
         self.manifest = read_manifest(self.directory)
         where = self.directory / MANIFEST
         self.inputs = _infos(self.manifest, "inputs", where)
         self.outputs = _infos(self.manifest, "outputs", where)
+        return where
+
+    @property
+    def input_names(self) -> list[str]:
+        return [i.name for i in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    def save(self, directory, *, overwrite: bool = False) -> Path:
+        """Copy this model's artifact (sources, weights, library) to ``directory``, which must be
+        absent or empty, or with ``overwrite=True`` an earlier artifact holding only files
+        polyfuse writes (anything else is refused with ArtifactError; nothing is deleted)."""
+        return copy_artifact(self.directory, Path(directory), overwrite=overwrite)
+
+    def __del__(self):
+        if self._owned_tmp:
+            shutil.rmtree(self.directory.parent, ignore_errors=True)  # the mkdtemp() root
+
+
+class CompiledModel(ArtifactModel):
+    def __init__(self, directory, threads: int | None = None, *, _owned_tmp: bool = False):
+        self.threads = int(check_threads(threads) or os.cpu_count() or 1)
+        where = self._read_manifest(directory)
         from ..targets import TARGETS
 
         t = TARGETS.get(self.manifest.get("target"))
@@ -107,14 +137,6 @@ class CompiledModel:
         self._owned_tmp = _owned_tmp
         self._input_index = {i.name: k for k, i in enumerate(self.inputs)}
         self._output_index = {o.name: k for k, o in enumerate(self.outputs)}
-
-    @property
-    def input_names(self) -> list[str]:
-        return [i.name for i in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [o.name for o in self.outputs]
 
     # run() is on every inference's path: after the kernels have run, the interpreter's own
     # code and data are out of cache, and these checks cost tens of microseconds, a few
@@ -168,16 +190,6 @@ class CompiledModel:
 
     def __call__(self, **feeds) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.run(None, feeds)))
-
-    def save(self, directory, *, overwrite: bool = False) -> Path:
-        """Copy this model's artifact (sources, weights, library) to ``directory``, which must be
-        absent or empty, or with ``overwrite=True`` an earlier artifact holding only files
-        polyfuse writes (anything else is refused with ArtifactError; nothing is deleted)."""
-        return copy_artifact(self.directory, Path(directory), overwrite=overwrite)
-
-    def __del__(self):
-        if getattr(self, "_owned_tmp", False):
-            shutil.rmtree(self.directory.parent, ignore_errors=True)  # the mkdtemp() root
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{i.name}:{i.dtype.name}{list(i.shape)}" for i in self.inputs)

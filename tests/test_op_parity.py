@@ -25,9 +25,9 @@ from polyfuse.ops import reference  # noqa: E402
 
 def _compile_time_inputs(case) -> frozenset:
     """Inputs that decide the output shape are compile-time constants for polyfuse."""
-    from polyfuse.ops.categories import CONST_INPUTS
+    from polyfuse.ops.info import const_inputs
 
-    return case.const_inputs | frozenset(CONST_INPUTS.get(case.op_type, ()))
+    return case.const_inputs | frozenset(const_inputs(case.op_type))
 
 
 def _merged_model(cases):

@@ -60,18 +60,34 @@ def test_every_supported_op_has_a_case():
     assert covered - SUPPORTED_OPS == set()
 
 
-def test_every_supported_op_has_an_op_class():
-    """Folding and lowering ask every node's class (ops/categories.py); none may be missing."""
-    from polyfuse.ir import Node
-    from polyfuse.ops.categories import op_class
+def test_the_op_registry_names_exactly_the_supported_ops():
+    """ops/info.py holds one record per op the reference interpreter runs; none missing, none extra."""
+    from polyfuse.ops.info import OPS
 
-    missing = []
-    for op in sorted(SUPPORTED_OPS):
-        try:
-            op_class(Node(op, [], []))
-        except KeyError:
-            missing.append(op)
-    assert missing == []
+    assert set(OPS) - SUPPORTED_OPS == set()
+    assert SUPPORTED_OPS - set(OPS) == set()
+    assert all(name == rec.name for name, rec in OPS.items())
+
+
+def test_op_classes_agree_with_the_forms():
+    """An op the registry calls elementwise, movement or a reduction has that kind of form, and
+    the reverse (Identity's elementwise form aside: it is its own class)."""
+    from polyfuse.forms.elementwise import FORMS
+    from polyfuse.forms.movement import MOVEMENT_OPS
+    from polyfuse.forms.reduction import REDUCTION_OPS
+    from polyfuse.ops.info import OPS, OpClass
+
+    by_class = {cls: {n for n, r in OPS.items() if r.cls is cls} for cls in OpClass}
+    assert by_class[OpClass.ELEMENTWISE] == set(FORMS) - {"Identity"}
+    assert by_class[OpClass.MOVEMENT] == set(MOVEMENT_OPS)
+    assert by_class[OpClass.REDUCTION] == set(REDUCTION_OPS)
+
+
+def test_storage_ops_move_values_exactly():
+    """Ops allowed on narrow types copy elements: their rounding is exact (Cast converts)."""
+    from polyfuse.ops.info import OPS, Rounding
+
+    assert [n for n, r in OPS.items() if r.storage and r.rounding is not Rounding.EXACT] == ["Cast"]
 
 
 def test_case_ids_are_unique():

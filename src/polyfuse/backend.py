@@ -8,7 +8,7 @@ and onnx's own conformance suite drive a runtime::
     outs = backend.run_node(onnx.helper.make_node("Relu", ["x"], ["y"]), [x])
 
 polyfuse compiles for static shapes, with every input that decides a shape (a Reshape's shape,
-Slice's starts, a reduction's axes: ``polyfuse.ops.categories.CONST_INPUTS``, and whatever such an
+Slice's starts, a reduction's axes: ``polyfuse.ops.info`` (``const_inputs``), and whatever such an
 input is computed from) known at compile time. The backend API gives inputs only at run time, so
 ``prepare`` imports and checks the model, and compiles it there only when every input shape is
 static and no input decides a shape. Otherwise compilation waits for the first ``run``: the feed
@@ -37,17 +37,17 @@ from .frontend import import_onnx, load_onnx
 from .frontend.onnx_import import MAX_OPSET
 from .ir import Graph
 from .ir.graph import is_symbolic
-from .ops.categories import CONST_INPUTS, reads_only_shapes
+from .ops.info import const_inputs, reads_only_shapes
 from .runtime.model import CompiledModel
 
 MAX_COMPILED = 8  # compiled models a BackendRep keeps (a new feed shape or shape value compiles again)
 
 
 def shape_deciding_inputs(graph: Graph) -> list[str]:
-    """The graph inputs whose values decide a shape: those reaching a CONST_INPUTS slot, directly
+    """The graph inputs whose values decide a shape: those reaching a const_inputs slot, directly
     or through nodes that compute it (a Shape node reads only its input's shape)."""
     producers = graph.producers()
-    todo = [n.input(k) for n in graph.nodes for k in CONST_INPUTS.get(n.op_type, ())]
+    todo = [n.input(k) for n in graph.nodes for k in const_inputs(n.op_type)]
     seen: set[str] = set()
     while todo:
         name = todo.pop()

@@ -168,7 +168,7 @@ def _constant_of_shape(ctx, j):
 
 
 def _range(ctx, j):
-    """start + i * delta: exact for integers. A float Range always folds (see ops.categories)."""
+    """start + i * delta: exact for integers. A float Range always folds (see ops.info)."""
     return ctx.scalar(0) + ctx.scalar(2) * ctx.out_vars[0]
 
 

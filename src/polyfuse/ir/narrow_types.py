@@ -2,11 +2,11 @@
 
 polyfuse holds them as ONNX's numpy helpers and ml_dtypes do: unpacked, one byte per element (two
 for bfloat16) holding the type's bit pattern, a 4- or 2-bit integer in the low bits. Kernels only
-copy these bytes (data movement, :data:`STORAGE_OPS`) and convert them (Cast), with the C++ helpers
+copy these bytes (data movement: the ops ``ops.info`` marks ``storage``) and convert them (Cast), with the C++ helpers
 named here (kernels/pf_runtime.h): ``decode(code)`` gives the value exactly (a float; int8_t or
 uint8_t for the integers), ``encode(x, saturate, round_mode)`` the code of a value of any standard
 type, as ONNX's reference implementation converts. Every other op on them is refused
-(:func:`check_storage_use`): their arithmetic is not implemented.
+(``ops.info.check_storage_use``): their arithmetic is not implemented.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 
-from ..errors import UnsupportedError
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,6 @@ _BY_NAME = {t.dtype.name: t for t in NARROW_TYPES}
 # Cast's ``round_mode`` (opset 24+, FLOAT8E8M0 only); the index is what the C++ helper takes.
 ROUND_MODES = ("up", "down", "nearest")
 
-# Ops that only copy elements (or read shapes): the ones polyfuse runs on narrow types, besides Cast.
-STORAGE_OPS = frozenset({"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Slice",
-                         "Split", "Concat", "Gather", "GatherElements", "GatherND", "Where", "Shape", "Constant"})
-
 
 def narrow_type(dtype) -> NarrowType | None:
     """The table entry of ``dtype``, or None for a standard numpy type."""
@@ -75,13 +70,3 @@ def dtype_named(name: str) -> np.dtype:
     t = _BY_NAME.get(name)
     return t.dtype if t is not None else np.dtype(name)
 
-
-def check_storage_use(op_type: str, dtypes, where: str) -> None:
-    """Raise UnsupportedError when an op other than Cast and data movement meets a narrow type."""
-    if op_type == "Cast" or op_type in STORAGE_OPS:
-        return
-    for d in dtypes:
-        t = narrow_type(d)
-        if t is not None:
-            raise UnsupportedError(f"{where}: element type {t.onnx_name} is supported only by Cast and data "
-                                   f"movement ({op_type} would compute on it)")

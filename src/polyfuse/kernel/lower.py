@@ -16,7 +16,7 @@ from ..forms.movement import MOVEMENT_OPS, broadcast_index, number
 from ..forms.reduction import REDUCTION_OPS
 from ..ir import Graph, Node, Value
 from ..ir.narrow_types import narrow_type
-from ..ops.categories import OpClass, op_class
+from ..ops.info import OpClass, op_class
 from .ir import ACC, IDX, Contraction, Loads, Pointwise, Reduction
 
 

@@ -8,7 +8,7 @@ reference is the single source of truth for shape semantics.
 
 A folded result much larger than the constants it came from (an Expand of a scalar, a large
 ConstantOfShape) stays a computation, so the weights blob does not grow, unless no kernel can
-compute it (a Constant, a float Range: ``ops.categories.has_kernel``).
+compute it (a Constant, a float Range: ``ops.info.has_kernel``).
 """
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ import numpy as np
 
 from ..errors import PolyfuseError, UnsupportedError
 from ..ir import Graph, Node
-from ..ir.narrow_types import check_storage_use
 from ..ops import reference
-from ..ops.categories import CONST_INPUTS, OpClass, has_kernel, op_class, reads_only_shapes
+from ..ops.info import OpClass, check_storage_use, const_inputs, has_kernel, op_class, reads_only_shapes
 
 FOLD_MAX_ELEMENTS = 1 << 16  # fold anything up to this size; larger only if no larger than its inputs
 
@@ -94,7 +93,7 @@ def _infer_contraction(graph: Graph, node: Node) -> None:
 
 
 def _check_shape_inputs(graph: Graph, node: Node) -> None:
-    for k in CONST_INPUTS.get(node.op_type, ()):
+    for k in const_inputs(node.op_type):
         name = node.input(k)
         if name and not graph.values[name].is_const:
             raise UnsupportedError(f"node {node.name!r} ({node.op_type}): input {k} ({name!r}) decides the output "

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..ir import Graph
-from ..ops.categories import OpClass, op_class
+from ..ops.info import OpClass, op_class
 
 
 def remove_identity(graph: Graph) -> Graph:

@@ -21,6 +21,9 @@ import numpy as np
 
 from ..ir import Graph
 from ..ir.narrow_types import narrow_type
+from ..ops.info import OPS, OpInfo
+
+_UNKNOWN = OpInfo("?", None, None)  # an op without a record: no bound, every input is data
 
 INF = math.inf
 # A float32 sum or product rounds to +-inf only past FLT_MAX by half an ulp (2^103); bounds are
@@ -28,13 +31,6 @@ INF = math.inf
 LIMIT = {np.dtype(np.float32): float(np.finfo(np.float32).max) + 2.0 ** 103,
          np.dtype(np.float64): float(np.finfo(np.float64).max)}
 _SLACK = 1 + 1e-9
-
-_SAME = {"Neg", "Abs", "Relu", "Identity", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand",
-         "Slice", "Split", "Gather", "GatherElements", "GatherND", "ReduceMax", "Gelu"}
-_UNIT = {"Erf", "Tanh", "Sigmoid", "Softmax"}  # |y| <= 1 for any finite input
-_DATA_INPUTS = {"Gather": (0,), "GatherElements": (0,), "GatherND": (0,), "Where": (1, 2), "Expand": (0,),
-                "Reshape": (0,), "Slice": (0,), "Split": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Pad": (0, 2),
-                "Clip": (0,), "LayerNormalization": (0,), "ReduceSum": (0,), "ReduceMean": (0,), "ReduceMax": (0,)}
 
 
 def _const_bound(v) -> float:
@@ -61,45 +57,61 @@ def _reduced_count(graph: Graph, node) -> int:
     return max(1, x.numel // max(1, out.numel))
 
 
+def _matmul_k(graph: Graph, node) -> int:
+    a = graph.values[node.inputs[0]]
+    return a.shape[-1] if node.op_type == "MatMul" or not node.attrs.get("transA", 0) else a.shape[0]
+
+
+def _clip(graph: Graph, node, b: list[float]) -> float:
+    bounds = [_const_bound(graph.values[i]) if graph.values[i].is_const else INF for i in node.inputs[1:3] if i]
+    return min([b[0]] + ([max(bounds)] if len(bounds) == 2 else []))
+
+
+def _div(graph: Graph, node, b: list[float]) -> float:
+    d = graph.values[node.inputs[1]]
+    if d.is_const and np.all(d.const != 0) and np.all(np.isfinite(d.const)):
+        return b[0] / float(np.min(np.abs(d.const.astype(np.float64))))
+    return INF
+
+
+def _reduce_mean(graph: Graph, node, b: list[float]) -> float:  # the sum must not overflow on the way
+    return b[0] if b[0] * _reduced_count(graph, node) <= LIMIT[np.dtype(np.float32)] else INF
+
+
+def _contraction(graph: Graph, node, b: list[float]) -> float:
+    y = b[0] * b[1] * _matmul_k(graph, node) * abs(float(node.attrs.get("alpha", 1.0)))
+    return y + (b[2] * abs(float(node.attrs.get("beta", 1.0))) if len(b) > 2 else 0.0)
+
+
+def _layer_norm(graph: Graph, node, b: list[float]) -> float:
+    x = graph.values[node.inputs[0]]
+    axis = int(node.attrs.get("axis", -1)) % len(x.shape)
+    n = int(np.prod(x.shape[axis:]))
+    if float(node.attrs.get("epsilon", 1e-5)) <= 0 or n * (2 * b[0]) ** 2 > LIMIT[np.dtype(x.dtype)]:
+        return INF  # the variance could be 0 (divided by) or overflow
+    scale = [_const_bound(graph.values[i]) if graph.values[i].is_const else INF for i in node.inputs[1:3] if i]
+    return math.sqrt(n) * scale[0] + (scale[1] if len(scale) > 1 else 0.0)
+
+
+# The rules ops.info's ``magnitude`` names: |output| from the data inputs' bounds ``b``.
+_RULES = {
+    "max": lambda graph, node, b: max(b, default=0.0),
+    "unit": lambda graph, node, b: 1.0,  # |y| <= 1 for any finite input
+    "sum": lambda graph, node, b: sum(b),
+    "product": lambda graph, node, b: math.prod(b),
+    "clip": _clip,
+    "div": _div,
+    "reduce_sum": lambda graph, node, b: b[0] * _reduced_count(graph, node),
+    "reduce_mean": _reduce_mean,
+    "contraction": _contraction,
+    "layer_norm": _layer_norm,
+}
+
+
 def _bound(graph: Graph, node, b: list[float]) -> float:
     """The bound on |output| of ``node`` from its data inputs' bounds ``b`` (INF: unknown)."""
-    op = node.op_type
-    if op in _SAME or op == "Concat" or op == "Pad" or op == "Where" or op == "Max" or op == "Min":
-        return max(b, default=0.0)
-    if op in _UNIT:
-        return 1.0
-    if op == "Add" or op == "Sub":
-        return sum(b)
-    if op == "Mul":
-        return math.prod(b)
-    if op == "Clip":
-        bounds = [_const_bound(graph.values[i]) if graph.values[i].is_const else INF for i in node.inputs[1:3] if i]
-        return min([b[0]] + ([max(bounds)] if len(bounds) == 2 else []))
-    if op == "Div":
-        d = graph.values[node.inputs[1]]
-        if d.is_const and np.all(d.const != 0) and np.all(np.isfinite(d.const)):
-            return b[0] / float(np.min(np.abs(d.const.astype(np.float64))))
-        return INF
-    if op == "ReduceSum":
-        return b[0] * _reduced_count(graph, node)
-    if op == "ReduceMean":  # the sum must not overflow on the way
-        return b[0] if b[0] * _reduced_count(graph, node) <= LIMIT[np.dtype(np.float32)] else INF
-    if op in ("MatMul", "Gemm"):
-        a = graph.values[node.inputs[0]]
-        k = a.shape[-1] if op == "MatMul" or not node.attrs.get("transA", 0) else a.shape[0]
-        y = b[0] * b[1] * k * abs(float(node.attrs.get("alpha", 1.0)))
-        return y + (b[2] * abs(float(node.attrs.get("beta", 1.0))) if len(b) > 2 else 0.0)
-    if op == "LayerNormalization":
-        x = graph.values[node.inputs[0]]
-        axis = int(node.attrs.get("axis", -1)) % len(x.shape)
-        n = int(np.prod(x.shape[axis:]))
-        if float(node.attrs.get("epsilon", 1e-5)) <= 0 or n * (2 * b[0]) ** 2 > LIMIT[np.dtype(x.dtype)]:
-            return INF  # the variance could be 0 (divided by) or overflow
-        scale = [_const_bound(graph.values[i]) if graph.values[i].is_const else INF for i in node.inputs[1:3] if i]
-        return math.sqrt(n) * scale[0] + (scale[1] if len(scale) > 1 else 0.0)
-    if op == "Cast":
-        return b[0]
-    return INF
+    rule = OPS.get(node.op_type, _UNKNOWN).magnitude
+    return INF if rule is None else _RULES[rule](graph, node, b)
 
 
 def magnitudes(graph: Graph) -> dict[str, float]:
@@ -110,7 +122,7 @@ def magnitudes(graph: Graph) -> dict[str, float]:
             continue
         out[name] = _const_bound(v) if v.is_const and narrow_type(v.dtype) is None else _type_bound(v.dtype)
     for node in graph.nodes:
-        keep = _DATA_INPUTS.get(node.op_type)
+        keep = OPS.get(node.op_type, _UNKNOWN).data_inputs
         ins = [i for k, i in enumerate(node.inputs) if i and (keep is None or k in keep)]
         b = [out.get(i, INF) for i in ins]
         y = INF if any(x == INF for x in b) else _bound(graph, node, b) * _SLACK

@@ -31,6 +31,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..ops import reference
+from ..ops.info import OPS, Rounding
 
 RTOL, ATOL = 1e-4, 1e-5
 WORSE = 4.0
@@ -85,16 +86,11 @@ def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> d
 
 
 U = 2.0 ** -24  # float32's unit roundoff
-SUMS = {"MatMul", "Gemm", "ReduceSum", "ReduceMean", "CumSum", "Einsum"}  # linear in each input: Σ|terms| by abs
-ROW_SUMS = {"Softmax", "LayerNormalization"}  # a sum per row inside
 ULPS = 4  # any other float32 result: within a few units of its last place (libm, polyfuse's vector math)
-EXACT = {"Expand", "Reshape", "Transpose", "Slice", "Concat", "Split", "Gather", "GatherElements", "GatherND",
-         "Squeeze", "Unsqueeze", "Flatten", "Identity", "Pad", "Trilu", "Neg", "Abs", "Relu", "Max", "Min",
-         "Clip", "Where", "ReduceMax", "Constant", "ConstantOfShape"}  # move or pick values: no rounding
 
 
 def _terms(op: str, args: list, attrs: dict, out: np.ndarray) -> int:
-    """How many terms one output element of a node in SUMS or ROW_SUMS adds up (an upper bound)."""
+    """How many terms one output element of a summing node (Rounding.SUM, ROW_SUM) adds up (an upper bound)."""
     a = np.asarray(args[0])
     if op == "MatMul" or (op == "Gemm" and not attrs.get("transA")):
         return a.shape[-1]
@@ -141,18 +137,20 @@ def rounding_spread(model: onnx.ModelProto, feeds: dict, truth: dict, samples: i
     def perturb(node, args, attrs, outs):
         res = []
         for name, out in zip(node.output, outs):
-            if name not in f32 or out.dtype != np.float64 or node.op_type in EXACT:
+            op = OPS.get(node.op_type)
+            rounding = op.rounding if op is not None else Rounding.ULPS
+            if name not in f32 or out.dtype != np.float64 or rounding is Rounding.EXACT:
                 res.append(out)
                 continue
             d = _unit_hash(out, next(salt))
-            if node.op_type in SUMS or node.op_type in ROW_SUMS:
+            if rounding in (Rounding.SUM, Rounding.ROW_SUM):
                 d *= np.sqrt(_terms(node.op_type, args, attrs, out))
-            if node.op_type in SUMS:
+            if rounding is Rounding.SUM:
                 absargs = [np.abs(x) if x is not None and x.dtype.kind == "f" else x for x in args]
                 absattrs = {k: abs(v) if k in ("alpha", "beta") else v for k, v in attrs.items()}
                 terms = reference.evaluate(node.op_type, absargs, absattrs, opset=opset)[0]
                 res.append(out + U * d * np.asarray(terms, np.float64))
-            elif node.op_type in ROW_SUMS:
+            elif rounding is Rounding.ROW_SUM:
                 res.append(out * (1 + U * d))
             else:
                 res.append(out * (1 + ULPS * U * d))

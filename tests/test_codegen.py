@@ -8,7 +8,7 @@ from onnx import helper
 
 import polyfuse
 from helpers import model, run_ort
-from polyfuse.codegen.host import safe_comment
+from polyfuse.codegen.view import safe_comment
 from polyfuse.codegen.printer import CPrinter, float_literal
 from polyfuse.forms import functions as F
 

@@ -24,7 +24,7 @@ from polyfuse import __version__
 from polyfuse.build.artifact import write_weights
 from polyfuse.build.compiler import cxx
 from polyfuse.build.memory import plan_memory
-from polyfuse.codegen.host import generate_host
+from polyfuse.codegen.model import generate
 from polyfuse.targets import HOST
 from polyfuse.pipeline import frontend, kernels
 from polyfuse.resources import kernels_dir
@@ -80,7 +80,7 @@ def test_generated_kernels_under_sanitizers(name, runtime_objects, tmp_path):
     g = MODELS[name]
     comp = kernels(frontend(g.model), fusion=True)
     comp.plan = plan_memory(comp.lowered)
-    (tmp_path / "model.cpp").write_text(generate_host(comp.lowered, comp.plan, version=__version__, target=HOST).text)
+    (tmp_path / "model.cpp").write_text(generate(comp.lowered, comp.plan, version=__version__, target=HOST).text)
     write_weights(tmp_path / "weights.bin", comp.graph, comp.plan)
     exe = tmp_path / "model_asan"
     r = subprocess.run([cxx(), *FLAGS, "-I", str(kernels_dir()), str(tmp_path / "model.cpp"), str(HERE / "sanitize" / "driver.cpp"),

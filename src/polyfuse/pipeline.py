@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from . import __version__
 from .build.compiler import build_shared_library
 from .build.memory import MemoryPlan, plan_memory
-from .codegen.host import generate_host
+from .codegen.model import generate
 from .fusion.plan import FusionReport, fuse
 from .frontend import import_onnx
 from .ir import Graph
@@ -107,7 +107,7 @@ def backend(comp: Compilation, target: str | Target = "host", fusion: bool = Tru
     with _Stage(comp, "plan_memory"):
         comp.plan = plan_memory(comp.lowered)
     with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):
-        src = generate_host(comp.lowered, comp.plan, version=__version__, target=target)
+        src = generate(comp.lowered, comp.plan, version=__version__, target=target)
         comp.source, comp.n_functions = src.text, src.n_functions
     if not target.loads_here and target.toolchain.find() is None:
         log.warning("no compiler for target %s (%s): writing the sources only", target.name, target.toolchain.install_hint)

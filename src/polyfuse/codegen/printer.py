@@ -80,6 +80,38 @@ class CPrinter:
     CALLS = _CALLS
     INFIX = _INFIX
     SQRT, POW = "std::sqrt", "std::pow"
+    INDEX_T = "int64_t"  # loop variables and flat indices
+
+    # Declarations and constants the kernel view (codegen/view.py, kernels.py) prints.
+    @classmethod
+    def type_name(cls, dtype) -> str:
+        return cls.TYPES[np.dtype(dtype)]
+
+    @classmethod
+    def storage_type(cls, dtype) -> str:
+        """A buffer's element type: bool is read and written as bytes (see :func:`storage_type`)."""
+        return cls.TYPES[np.dtype(np.uint8)] if np.dtype(dtype) == np.bool_ else cls.type_name(dtype)
+
+    @staticmethod
+    def literal(x: float, single: bool = True) -> str:
+        return float_literal(x, single)
+
+    @staticmethod
+    def buffer_param(k: int, type_name: str) -> str:
+        """Kernel parameter ``pK``: p0 is the output, the others are read only."""
+        return f"{type_name}* __restrict p0" if k == 0 else f"const {type_name}* __restrict p{k}"
+
+    @staticmethod
+    def lowest(type_name: str) -> str:
+        return f"std::numeric_limits<{type_name}>::lowest()"
+
+    @staticmethod
+    def infinity(type_name: str) -> str:
+        return f"std::numeric_limits<{type_name}>::infinity()"
+
+    @staticmethod
+    def quiet_nan(type_name: str) -> str:
+        return f"std::numeric_limits<{type_name}>::quiet_NaN()"
 
     def __init__(self, names=None, single: bool = True, guarded: set | None = None):
         self.names = names or {}  # symbol -> C text (loads, accumulators)

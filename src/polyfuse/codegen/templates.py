@@ -10,8 +10,10 @@ from ..resources import templates_dir
 
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, autoescape=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["brace"] = lambda row: "{" + ", ".join(str(x) for x in row) + "}"  # a C initializer
+    return env
 
 
 def render(name: str, **kw) -> str:

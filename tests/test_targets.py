@@ -10,11 +10,11 @@ import pytest
 import polyfuse
 from polyfuse.errors import UnsupportedError
 from polyfuse.resources import kernels_dir, templates_dir
-from polyfuse.targets import PLANNED, TARGETS, Target, get
+from polyfuse.targets import TARGETS, Target, get
 
 SRC = Path(polyfuse.__file__).resolve().parent
-KERNEL_TEMPLATES = ("model.cpp.j2", "CMakeLists.txt.j2", "pointwise.cpp.j2", "reduction.cpp.j2", "contraction.cpp.j2",
-                    "attention.cpp.j2", "gemm_chain.cpp.j2")
+KERNEL_TEMPLATES = ("model.cpp.j2", "CMakeLists.txt.j2", "pointwise.j2", "reduction.j2", "contraction.j2",
+                    "attention.j2", "gemm_chain.j2")
 
 
 @pytest.mark.parametrize("name", list(TARGETS))
@@ -24,12 +24,12 @@ def test_target_record_is_complete(name):
     for f in KERNEL_TEMPLATES + tuple(f"{a}.j2" for a in t.artifact_templates):
         assert any((templates_dir() / d / f).is_file() for d in t.templates), f"{name}: no template {f} in {t.templates}"
     for f in t.runtime_files():
-        assert (kernels_dir() / t.kernels / f).is_file(), f"{name}: no runtime file {t.kernels}/{f}"
-    assert t.toolchain.flags and t.toolchain.arch_flags
+        assert any((kernels_dir() / d / f).is_file() for d in t.kernels), f"{name}: no runtime file {f} in {t.kernels}"
+    assert t.toolchain.flags
 
 
 @pytest.mark.parametrize("name, words", [("tpu", ["unknown target 'tpu'", "host", "android-cpu", "android-gpu"]),
-                                         (PLANNED[0], ["not implemented yet", "host"])])
+                                         ("Host", ["unknown target 'Host'"])])
 def test_other_names_are_refused_with_the_list(name, words):
     with pytest.raises(UnsupportedError) as e:
         get(name)
@@ -40,7 +40,7 @@ def test_other_names_are_refused_with_the_list(name, words):
 def test_no_target_name_is_tested_outside_targets():
     """The pipeline reads a Target's fields; `if target == "host"` anywhere else would be a
     second place to change for a new target."""
-    names = "|".join(re.escape(n) for n in list(TARGETS) + list(PLANNED))
+    names = "|".join(re.escape(n) for n in TARGETS)
     pattern = re.compile(rf"""[!=]=\s*["']({names})["']|["']({names})["']\s*[!=]=|in\s*\(\s*["']({names})["']""")
     found = [f"{f.relative_to(SRC)}:{i}" for f in SRC.rglob("*.py") if "targets" not in f.relative_to(SRC).parts
              for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]

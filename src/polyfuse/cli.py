@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError, PolyfuseError
-from .targets import PLANNED, TARGETS
+from .targets import TARGETS
 
 log = logging.getLogger("polyfuse")
 
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model into an artifact directory")
     c.add_argument("model", help="path to an .onnx file")
     c.add_argument("--target", default="host",
-                   help=f"one of: {', '.join(TARGETS)} (default: host); planned: {', '.join(PLANNED)}")
+                   help=f"one of: {', '.join(TARGETS)} (default: host)")
     c.add_argument("-o", "--output", help="artifact directory (default: MODEL_STEM.TARGET); must be absent or empty")
     c.add_argument("--force", action="store_true",
                    help="replace an existing artifact there (refused if it holds files polyfuse did not write)")

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from ..targets import TARGETS, Target
-from .compiler import LIBRARY, RUNNER, runner_of, runtime_dir
+from .compiler import LIBRARY, RUNNER, runner_of, runtime_file
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.bin"
@@ -210,7 +210,7 @@ def write_artifact(dest: Path, target: Target, *, source: str, files: dict, libr
         rt = tmp / RUNTIME_DIR
         rt.mkdir()
         for f in target.runtime_files():
-            shutil.copy2(runtime_dir(target) / f, rt / f)
+            shutil.copy2(runtime_file(target, f), rt / f)
         if library is not None:
             shutil.copy2(library, tmp / LIBRARY)
             shutil.copy2(runner_of(library), tmp / RUNNER)

@@ -65,15 +65,22 @@ def runner_of(library: Path) -> Path:
     return library.with_name(RUNNER)
 
 
-def runtime_dir(target: Target) -> Path:
-    """The folder of ``target``'s hand-written runtime sources and headers."""
-    return kernels_dir() / target.kernels
+def runtime_file(target: Target, name: str) -> Path:
+    """``name`` from the first of ``target``'s kernels folders that has it."""
+    for d in target.kernels:
+        if (kernels_dir() / d / name).is_file():
+            return kernels_dir() / d / name
+    raise FileNotFoundError(f"target {target.name}: no {name} in kernels/ folders {list(target.kernels)}")
+
+
+def _includes(target: Target) -> list[str]:
+    return [a for d in target.kernels for a in ("-I", str(kernels_dir() / d))]
 
 
 def _runtime_objects(exe: str, flags: list[str], target: Target) -> list[Path]:
     """Objects of the target's runtime sources, then of its runner's (cached per compiler and flags)."""
-    kdir = runtime_dir(target)
-    key = digest("runtime", target.name, compiler_id(exe), *flags, *((kdir / f).read_bytes() for f in target.runtime_files()))
+    key = digest("runtime", target.name, compiler_id(exe), *flags,
+                 *(runtime_file(target, f).read_bytes() for f in target.runtime_files()))
     out = cache_dir() / "objects" / key
     sources = target.runtime_sources + target.runner_sources
     objs = [out / (Path(s).stem + ".o") for s in sources]
@@ -84,7 +91,8 @@ def _runtime_objects(exe: str, flags: list[str], target: Target) -> list[Path]:
         for src, obj in zip(sources, objs):
             tmp = obj.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.o")
             try:
-                _run([exe, *flags, "-I", str(kdir), "-c", str(kdir / src), "-o", str(tmp)], f"kernels/{src}")
+                _run([exe, *flags, *_includes(target), "-c", str(runtime_file(target, src)), "-o", str(tmp)],
+                     f"kernels/{src}")
                 os.replace(tmp, obj)
             finally:
                 tmp.unlink(missing_ok=True)
@@ -100,9 +108,8 @@ def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
     cache key holds the target, its compiler's version and every flag."""
     exe = target.toolchain.compiler()
     flags = target.toolchain.all_flags()
-    kdir = runtime_dir(target)
     key = digest("model", target.name, compiler_id(exe), *flags, *target.toolchain.link_flags, source,
-                 *((kdir / f).read_bytes() for f in target.runtime_files()))
+                 *(runtime_file(target, f).read_bytes() for f in target.runtime_files()))
     lib = cache_dir() / "libs" / key / LIBRARY
     if lib.exists() and runner_of(lib).exists():
         return lib, True
@@ -114,7 +121,7 @@ def build_shared_library(source: str, target: Target) -> tuple[Path, bool]:
             try:
                 src = work / "model.cpp"
                 src.write_text(source)
-                _run([exe, *flags, "-I", str(kdir), "-c", str(src), "-o", str(work / "model.o")],
+                _run([exe, *flags, *_includes(target), "-c", str(src), "-o", str(work / "model.o")],
                      "the generated model source")
             except BaseException:
                 _drop_log(objs_future)  # the model's error is the one reported

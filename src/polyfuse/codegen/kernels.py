@@ -2,7 +2,7 @@
 
 Target-neutral: expressions are printed by the target's printer, declarations through its
 dialect methods (types, limits, parameters), and the loops, parallel driver and GEMM calls are
-the templates' (``codegen_templates/<target>/{pointwise,reduction,contraction,attention,gemm_chain}*.j2``).
+the templates' (``codegen_templates/<target>/{pointwise,reduction,contraction,attention,gemm_chain}.j2``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..kernel.ir import ACC, IDX, Attention, Contraction, GemmChain, Loads, Poin
 from ..kernel.bounds import resolve_in_box, split_boxes
 from . import view
 from .printer import CPrinter
-from .view import PACKED, Params, RenderedKernel, no_packing, safe_comment
+from .view import PACKED, Params, RenderedKernel, no_packing, safe_comment  # noqa: F401
 
 
 def render_pointwise(k: Pointwise, graph, target, packer=no_packing) -> RenderedKernel:
@@ -33,27 +33,27 @@ def render_pointwise(k: Pointwise, graph, target, packer=no_packing) -> Rendered
                             exprs=[part], guarded=params.guarded(k.loads, box))
         pieces.append(dict(flat=flat, body=pr(part), hoisted=pr.hoisted,
                            out_index=pr(linear(IDX[:len(k.shape)], k.shape).subs(zero))))
-    text = params.render("pointwise.cpp.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
+    return params.render("pointwise.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
                   loops=dims, pieces=pieces)
-    return RenderedKernel(text, params.buffers)
 
 
 def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
     """Per stage: its accumulator's declaration (``decl``: any further ones), ``init``, the loop
     ``step``, the clause of its simd reduction pragma (``simd``), and the statement after the
-    loop (``finish``).
+    loop (``finish``); ``comb`` (sum, mean, max) and ``nan`` (it keeps a NaN flag) let a template
+    combine partial accumulators (a work-group's).
 
     A floating-point max starts at -inf and keeps a NaN flag beside it (``<acc>_nan``, or-ed
     per element): the simd reduction's lanes combine with a max that may drop a NaN, and a
     NaN anywhere in the row makes the row's max NaN (ReduceMax)."""
     count = int(np.prod([k.shape[a] for a in k.axes], dtype=np.int64))
-    floating = acc_t in (pr.type_name(np.float32), pr.type_name(np.float64))
+    floating = acc_t in {pr.TYPES.get(np.dtype(np.float32)), pr.TYPES.get(np.dtype(np.float64))} - {None}
     out = []
     for acc, comb, expr in k.stages:
         e = pr(sympy.sympify(expr).subs(zero))
         init = pr.lowest(acc_t) if comb == "max" else "0"
         decl, clause = "", f"reduction({'max' if comb == 'max' else '+'}:{acc})"
-        step, finish = f"{acc} += {e}", f"{acc} /= {acc_t}({count})" if comb == "mean" else ""
+        step, finish = f"{acc} += {e}", f"{acc} /= {pr.as_type(str(count), acc_t)}" if comb == "mean" else ""
         if comb == "max":
             step = f"{acc} = {pr.CALLS[F.FMax]}({acc}, {e})"
             if floating:
@@ -61,7 +61,8 @@ def _stages(k: Reduction, pr: CPrinter, zero: dict, acc_t: str) -> list:
                 decl, clause = f"int {acc}_nan = 0", clause + f" reduction(|:{acc}_nan)"
                 step = f"{{ const {acc_t} t = {e}; {acc} = t > {acc} ? t : {acc}; {acc}_nan |= t != t; }}"
                 finish = f"if ({acc}_nan) {acc} = {pr.quiet_nan(acc_t)}"
-        out.append(dict(acc=acc, init=init, decl=decl, step=step, finish=finish, simd=clause))
+        out.append(dict(acc=acc, comb=comb, init=init, decl=decl, step=step, finish=finish, simd=clause,
+                        nan=bool(decl)))
     return out
 
 
@@ -104,12 +105,12 @@ def render_reduction(k: Reduction, graph, target, packer=no_packing) -> Rendered
     flat = view.flat(view.loops(k.shape, outer), False)
     flat["work"] = int(np.prod([k.shape[d] for d in red], dtype=np.int64)) * (len(stages) + 1)
     body, inverses = _hoist_inverses(body, k.stages, pr, acc_t)
-    text = params.render("reduction.cpp.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
-                  outer=outer, flat=flat, red=view.loops(k.shape, red), stages=stages, acc_t=acc_t,
+    return params.render("reduction.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
+                  outer=outer, flat=flat, red=view.loops(k.shape, red),
+                  rflat=view.flat(view.loops(k.shape, red), False, index="r"), stages=stages, acc_t=acc_t,
                   keep_shape=k.keep_shape,
                   body=pr(body), inverses=inverses, hoisted=pr.hoisted,
                   out_index=pr(sympy.sympify(out_index).subs(zero)))
-    return RenderedKernel(text, params.buffers)
 
 
 def render_contraction(k: Contraction, graph, target, packer=no_packing) -> RenderedKernel:
@@ -134,13 +135,12 @@ def render_contraction(k: Contraction, graph, target, packer=no_packing) -> Rend
         tiled = not k.batch and flat["inner"] is not None and flat["inner"][1] == k.n and flat["n"] == k.m
         epilogue = dict(flat=flat, tiled=tiled, out_index=epr(sympy.sympify(out_index).subs(zero)),
                         body=epr(sympy.sympify(k.epilogue).subs(zero)))
-    text = params.render("contraction.cpp.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
+    return params.render("contraction.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
                   batch=[(f"i{d}", n) for d, n in enumerate(k.batch)], m=k.m, n=k.n, k=k.k,
                   alpha=target.printer.literal(k.alpha), lda=k.ld("a"), trans_a=int(k.trans_a),
                   ldb=k.ld("b"), trans_b=int(k.trans_b), ldc=ldc,
                   a_offset=off(k.a_strides, k.a_offset), b_offset=off(k.b_strides, k.b_offset),
                   c_offset=off(c_batch), epilogue=epilogue, packed=j is not None)
-    return RenderedKernel(text, params.buffers)
 
 
 def render_attention(k: Attention, graph, target, packer=no_packing) -> RenderedKernel:
@@ -172,7 +172,7 @@ def render_attention(k: Attention, graph, target, packer=no_packing) -> Rendered
         last["step"] = f"{{ const {rpr.type_name(np.float32)} t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
     nrb = -(-s.m // target.schedule["attention_rows"])  # query-row blocks per batch entry, (nearly) equal
     body, inverses = _hoist_inverses(body, r.stages, rpr, acc_t)
-    text = params.render("attention.cpp.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
+    return params.render("attention.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   nrb=nrb, rb=-(-s.m // nrb),
                   row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
@@ -183,7 +183,6 @@ def render_attention(k: Attention, graph, target, packer=no_packing) -> Rendered
                   softmax_body=rpr(body), inverses=inverses, alpha2=target.printer.literal(c.alpha), ldb2=c.ld("b"),
                   tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
                   context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
-    return RenderedKernel(text, params.buffers)
 
 
 TILE = sympy.Symbol("TILE")  # the attention tile's current element, s[col]
@@ -223,14 +222,13 @@ def render_gemm_chain(k: GemmChain, graph, target, packer=no_packing) -> Rendere
     params = Params(graph, target, k.output, (f.a, f.b if j1 is None else f"{PACKED}{j1}",
                                        s2.b if j2 is None else f"{PACKED}{j2}"))
     epilogue1, epilogue2 = _rows_cols_epilogue(f, params), _rows_cols_epilogue(s2, params)  # before declaration()
-    text = params.render("gemm_chain.cpp.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
+    return params.render("gemm_chain.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
                   rows=k.rows_per_block, m=f.m, n1=f.n, k1=f.k, n2=s2.n, alpha1=target.printer.literal(f.alpha),
                   a1_offset=f.a_offset, lda1=f.ld("a"), ta1=int(f.trans_a),
                   a1_row_step=1 if f.trans_a else f.ld("a"), b1_offset=f.b_offset,
                   ldb1=f.ld("b"), tb1=int(f.trans_b), epilogue1=epilogue1,
                   alpha2=target.printer.literal(s2.alpha), b2_offset=s2.b_offset, ldb2=s2.ld("b"),
                   tb2=int(s2.trans_b), epilogue2=epilogue2, packed1=j1 is not None, packed2=j2 is not None)
-    return RenderedKernel(text, params.buffers)
 
 
 RENDER = {Pointwise: render_pointwise, Reduction: render_reduction, Contraction: render_contraction,

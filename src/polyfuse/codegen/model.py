@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..build.memory import MemoryPlan
 from ..kernel.ir import Contraction
 from ..kernel.lower import LoweredModel
@@ -23,10 +25,11 @@ _BASE = {"input": "in", "output": "out", "arena": "A", "weights": "W"}
 
 def buffer(plan: MemoryPlan, graph, name: str, writable: bool, target: Target) -> dict:
     if name.startswith(PACKED):
-        return dict(base="P", at=int(name[len(PACKED):]), type=None, writable=False)
+        return dict(base="P", at=int(name[len(PACKED):]), type=None, writable=False, itemsize=4)
     loc = plan.location(name)
-    return dict(base=_BASE[loc.kind], at=loc.at, type=target.printer.storage_type(graph.values[name].dtype),
-                writable=writable)
+    dtype = graph.values[name].dtype
+    return dict(base=_BASE[loc.kind], at=loc.at, type=target.printer.storage_type(dtype), writable=writable,
+                itemsize=np.dtype(dtype).itemsize)
 
 
 def _weight_segments(plan: MemoryPlan, graph, raw_reads: set) -> list[tuple[int, int, int]]:
@@ -56,7 +59,7 @@ def generate(model: LoweredModel, plan: MemoryPlan, *, version: str, target: Tar
     def packer(c: Contraction):
         """Index of ``c``'s B in the table of weights packed at load, or None if B is not constant."""
         loc = plan.location(c.b)
-        if loc.kind != "weights" or any(c.b_strides):
+        if not target.packs_weights or loc.kind != "weights" or any(c.b_strides):
             return None
         spec = (loc.at + 4 * c.b_offset, c.k, c.n, c.ld("b"), int(c.trans_b))
         if spec not in packs:
@@ -77,7 +80,7 @@ def generate(model: LoweredModel, plan: MemoryPlan, *, version: str, target: Tar
         for b in rk.buffers:
             note_raw(b)
         calls.append(dict(kernel=fname, args=[buffer(plan, g, b, i == 0, target) for i, b in enumerate(rk.buffers)],
-                          note=safe_comment(k.output, 60)))
+                          note=safe_comment(k.output, 60), launch=rk.launch))
     for j, name in plan.output_copies:
         note_raw(name)
         calls.append(dict(kernel=None, out=j, src=buffer(plan, g, name, False, target), bytes=g.values[name].nbytes))

@@ -97,6 +97,10 @@ class CPrinter:
         return float_literal(x, single)
 
     @staticmethod
+    def int_literal(i: int) -> str:
+        return int_literal(i)
+
+    @staticmethod
     def buffer_param(k: int, type_name: str) -> str:
         """Kernel parameter ``pK``: p0 is the output, the others are read only."""
         return f"{type_name}* __restrict p0" if k == 0 else f"const {type_name}* __restrict p{k}"
@@ -125,7 +129,7 @@ class CPrinter:
         if e in self.names:
             return self.names[e]
         if e.is_Integer:
-            return int_literal(int(e))
+            return self.int_literal(int(e))
         if e is sympy.nan:
             return "NAN"
         if e in (sympy.oo, -sympy.oo, sympy.zoo):
@@ -212,7 +216,7 @@ class CPrinter:
             return f"({args[0]} ? {args[1]} : {args[2]})"
         if f is F.Cast:
             to = F.CAST_DTYPES[int(e.args[1])]
-            return f"({args[0]} != 0)" if to == np.bool_ else self.cast(args[0], self.TYPES[np.dtype(to)])
+            return f"({args[0]} != 0)" if to == np.bool_ else self.cast(args[0], self.type_name(to))
         if f is F.Decode:
             return f"{NARROW_TYPES[int(e.args[1])].decode}({args[0]})"
         if f is F.Encode:
@@ -221,3 +225,8 @@ class CPrinter:
 
     def cast(self, text: str, type_name: str) -> str:
         return f"static_cast<{type_name}>({text})"
+
+    @staticmethod
+    def as_type(text: str, type_name: str) -> str:
+        """A number (a count) as ``type_name``: C++'s functional notation."""
+        return f"{type_name}({text})"

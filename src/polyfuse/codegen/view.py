@@ -19,7 +19,7 @@ from ..forms import functions as F
 from ..kernel.bounds import guarded_loads
 from ..kernel.ir import IDX, Attention, Contraction, Pointwise, Reduction, linear
 from .printer import CPrinter
-from .templates import render_for
+from .templates import render_module_for
 
 
 def safe_comment(text: str, limit: int = 160) -> str:
@@ -39,6 +39,7 @@ def no_packing(c) -> None:
 class RenderedKernel:
     text: str  # function source; FNAME stands for its name
     buffers: list  # value names bound to p0, p1, ...
+    launch: dict | None = None  # what the template exports as ``launch`` (an OpenCL NDRange), if anything
 
 
 class Params:
@@ -49,9 +50,16 @@ class Params:
         self.target = target
         self.buffers = [output, *first_inputs]
 
-    def render(self, template: str, **kw) -> str:
-        """``template`` of the target's folder of codegen_templates/."""
-        return render_for(self.target.templates, template, **kw)
+    def render(self, template: str, **kw) -> RenderedKernel:
+        """``template`` of the target's folders of codegen_templates/, given ``kw`` and the bound
+        buffers as ``buffers`` ([(k, element type)], p0 first)."""
+        text, exported = render_module_for(self.target.templates, template, buffers=self.typed(), **kw)
+        return RenderedKernel(text, self.buffers, exported.get("launch"))
+
+    def typed(self) -> list[tuple[int, str]]:
+        pr = self.target.printer
+        return [(k, pr.type_name(np.float32) if b.startswith(PACKED) else pr.storage_type(self.graph.values[b].dtype))
+                for k, b in enumerate(self.buffers)]
 
     def param(self, name: str) -> str:
         if name not in self.buffers:
@@ -107,10 +115,7 @@ class Params:
         return ", ".join(f"p{k}" for k in range(len(self.buffers)))
 
     def declaration(self) -> str:
-        pr = self.target.printer
-        types = [pr.type_name(np.float32) if b.startswith(PACKED) else pr.storage_type(self.graph.values[b].dtype)
-                 for b in self.buffers]
-        return ", ".join(pr.buffer_param(k, t) for k, t in enumerate(types))
+        return ", ".join(self.target.printer.buffer_param(k, t) for k, t in self.typed())
 
 
 def _unconditional(exprs, idx_of: dict) -> set:
@@ -174,11 +179,11 @@ def loops(shape, dims):
     return [(f"i{d}", int(shape[d])) for d in dims]
 
 
-def flat(nest, split_inner: bool, starts=None) -> dict:
+def flat(nest, split_inner: bool, starts=None, index: str = "o") -> dict:
     """Flatten outer ``nest`` into one parallel index ``o``: its extent ``n``, each loop variable
     as an expression of ``o`` (``vars``), the innermost loop kept serial when ``split_inner``
     (``inner``, so it vectorises, over [``inner_lo``, ``inner_hi``)), and the elements per flat
-    index (``work``). ``starts``: where each loop begins (0 by default)."""
+    index (``work``). ``starts``: where each loop begins (0 by default); ``index``: the flat index's name."""
     starts = list(starts or [0] * len(nest))
     inner = nest[-1] if split_inner and len(nest) > 1 else None
     outer = nest[:-1] if inner else nest
@@ -186,7 +191,7 @@ def flat(nest, split_inner: bool, starts=None) -> dict:
     tail = [int(np.prod(extents[d + 1:], dtype=np.int64)) for d in range(len(outer))]
     vars_ = []
     for d, (var, extent) in enumerate(outer):
-        e = "o" if tail[d] == 1 else f"(o / {tail[d]})"
+        e = index if tail[d] == 1 else f"({index} / {tail[d]})"
         e = e if d == 0 else f"{e} % {extent}"
         vars_.append((var, f"{starts[d]} + {e}" if starts[d] else e))
     lo = starts[-1] if inner else 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 from ..errors import UnsupportedError
 from .base import Target, Toolchain
 from .android_cpu import ANDROID_CPU
+from .android_gpu import ANDROID_GPU
 from .host import HOST
 
-TARGETS: dict[str, Target] = {t.name: t for t in (HOST, ANDROID_CPU)}
-PLANNED = ("android-gpu",)
+TARGETS: dict[str, Target] = {t.name: t for t in (HOST, ANDROID_CPU, ANDROID_GPU)}
 
-__all__ = ["ANDROID_CPU", "HOST", "Target", "Toolchain", "TARGETS", "PLANNED", "get"]
+__all__ = ["ANDROID_CPU", "ANDROID_GPU", "HOST", "Target", "Toolchain", "TARGETS", "get"]
 
 
 def get(target) -> Target:
@@ -19,7 +19,4 @@ def get(target) -> Target:
         return target
     if target in TARGETS:
         return TARGETS[target]
-    available = ", ".join(TARGETS)
-    if target in PLANNED:
-        raise UnsupportedError(f"target {target!r} is not implemented yet (available: {available})")
-    raise UnsupportedError(f"unknown target {target!r} (available: {available}; planned: {', '.join(PLANNED)})")
+    raise UnsupportedError(f"unknown target {target!r} (available: {', '.join(TARGETS)})")

@@ -22,7 +22,7 @@ ANDROID_CPU = Target(
                      "(apt-get install g++-aarch64-linux-gnu), or set PF_ANDROID_CXX"),
     printer=CPrinter,
     templates=("android-cpu", "host"),
-    kernels="",
+    kernels=("",),
     runtime_sources=RUNTIME_SOURCES,
     runtime_headers=RUNTIME_HEADERS,
     runner_sources=RUNNER_SOURCES,

@@ -73,7 +73,8 @@ class Target:
     printer: type  # a codegen.printer.CPrinter (sub)class: types, literals and function names
     templates: tuple[str, ...]  # folders of codegen_templates/, searched in order, for model.cpp.j2,
     # CMakeLists.txt.j2 and one template per kernel kind (a target may reuse another's)
-    kernels: str  # folder of kernels/ with the runtime sources and headers ("": the shared C++ runtime)
+    kernels: tuple[str, ...]  # folders of kernels/ searched in order for the runtime sources and headers
+    # ("": the shared C++ runtime at its top)
     runtime_sources: tuple[str, ...]  # compiled into libpfmodel.so with model.cpp
     runtime_headers: tuple[str, ...]
     runner_sources: tuple[str, ...]  # the pf_run program, linked against libpfmodel.so
@@ -84,6 +85,7 @@ class Target:
     artifact_templates: tuple[str, ...] = ("CMakeLists.txt",)  # rendered from NAME.j2 into the artifact
     emulator: tuple[str, ...] = ()  # runs its programs here (--device qemu): command and arguments
     build_commands: tuple[str, ...] = ()  # how to build an artifact's sources ({dir}) where polyfuse could not
+    packs_weights: bool = True  # constant GEMM operands are packed at load (the CPU GEMM's layout)
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z0-9-]+", self.name):  # it is printed into generated code

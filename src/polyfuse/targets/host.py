@@ -25,7 +25,7 @@ HOST = Target(
     toolchain=Toolchain(candidates=("g++", "c++"), flags=CXX_FLAGS, arch_flags=("-march=native",)),
     printer=CPrinter,
     templates=("host",),
-    kernels="",
+    kernels=("",),
     runtime_sources=RUNTIME_SOURCES,
     runtime_headers=RUNTIME_HEADERS,
     runner_sources=RUNNER_SOURCES,

@@ -1,7 +1,7 @@
 """Differential fuzzing: random valid graphs, compiled by polyfuse fused and unfused, against
 onnxruntime (:mod:`.oracle`).
 
-    python -m polyfuse.testing.fuzz --graphs 10000 [--seed S] [--batch 40] [--out DIR]
+    python -m polyfuse.testing.fuzz --graphs 10000 [--seed S] [--batch 40] [--out DIR] [--target T]
 
 Graph ``i`` of a run is ``random_graph(S * 1000000 + i, opset)`` (:mod:`.gen`), so any graph
 can be made again from the numbers in a report. Graphs are compiled many at a time (one model
@@ -61,10 +61,13 @@ class Summary:
     failures: list = field(default_factory=list)
 
 
+TARGET = ["host"]  # the target every check compiles for (fuzz(..., target=) and --target set it)
+
+
 def _compile_run(g: Graph, fusion: bool) -> list[np.ndarray]:
     import polyfuse
 
-    return polyfuse.compile(g.model, threads=2, fusion=fusion).run(None, g.feeds)
+    return polyfuse.compile(g.model, target=TARGET[0], threads=2, fusion=fusion).run(None, g.feeds)
 
 
 def _reference(g: Graph) -> dict:
@@ -174,8 +177,11 @@ def save_failure(f: Failure, out_dir: Path, log=print) -> Path:
     return d
 
 
-def fuzz(graphs: int, seed: int = 0, batch: int = 40, log=print) -> Summary:
-    """Check ``graphs`` random graphs; failures are in the summary, not yet minimized."""
+def fuzz(graphs: int, seed: int = 0, batch: int = 40, log=print, target: str = "host") -> Summary:
+    """Check ``graphs`` random graphs compiled for ``target`` (one whose library loads here:
+    host, or android-gpu on this machine's OpenCL device); failures are in the summary, not yet
+    minimized."""
+    TARGET[0] = target
     summary = Summary()
     t0 = time.perf_counter()
     for j, first in enumerate(range(0, graphs, batch)):
@@ -191,10 +197,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="run seed: graph i is random_graph(seed * 10**6 + i)")
     p.add_argument("--batch", type=int, default=40, help="graphs compiled together (default 40)")
     p.add_argument("--out", default="fuzz-failures", help="folder for minimized failing graphs")
+    p.add_argument("--target", default="host", help="host (default) or android-gpu (this machine's OpenCL device)")
     args = p.parse_args(argv)
     os.environ.setdefault("POLYFUSE_ARTIFACT_CACHE", "0")  # every graph is new: caching them only fills the disk
     t0 = time.perf_counter()
-    s = fuzz(args.graphs, args.seed, args.batch)
+    s = fuzz(args.graphs, args.seed, args.batch, target=args.target)
     for f in s.failures:
         print(f"minimizing {f.name} ...")
         print(f"  written to {save_failure(f, Path(args.out), log=lambda m: None)}")

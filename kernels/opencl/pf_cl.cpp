@@ -1,0 +1,139 @@
+#include "pf_cl.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+
+#include <vector>
+
+namespace {
+// Constants of the OpenCL 1.2 specification.
+constexpr cl_bitfield kDeviceTypeGpu = 1 << 2, kDeviceTypeAll = 0xFFFFFFFF;
+constexpr cl_uint kDeviceName = 0x102B, kDeviceMaxWorkGroupSize = 0x1004, kDeviceLocalMemSize = 0x1023;
+constexpr cl_uint kProgramBuildLog = 0x1183;
+
+const char* const kLibraries[] = {
+    "libOpenCL.so.1", "libOpenCL.so",  // Linux: the ICD loader (ocl-icd, with PoCL or a vendor driver)
+    "/vendor/lib64/libOpenCL.so", "/system/vendor/lib64/libOpenCL.so", "/system/lib64/libOpenCL.so",
+    "/vendor/lib64/egl/libGLES_mali.so", "/system/vendor/lib64/egl/libGLES_mali.so",  // Mali
+    "/vendor/lib64/libOpenCL_adreno.so", "/vendor/lib64/libPVROCL.so"};
+
+const char* name_of(cl_int code) {
+  switch (code) {
+    case -1: return "CL_DEVICE_NOT_FOUND";
+    case -4: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case -5: return "CL_OUT_OF_RESOURCES";
+    case -6: return "CL_OUT_OF_HOST_MEMORY";
+    case -11: return "CL_BUILD_PROGRAM_FAILURE";
+    case -30: return "CL_INVALID_VALUE";
+    case -38: return "CL_INVALID_MEM_OBJECT";
+    case -46: return "CL_INVALID_KERNEL_NAME";
+    case -48: return "CL_INVALID_KERNEL";
+    case -51: return "CL_INVALID_ARG_SIZE";
+    case -52: return "CL_INVALID_KERNEL_ARGS";
+    case -54: return "CL_INVALID_WORK_GROUP_SIZE";
+    case -61: return "CL_INVALID_BUFFER_SIZE";
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    default: return "an OpenCL error";
+  }
+}
+
+bool load(PfCl* cl, std::string* err) {
+  const char* env = getenv("PF_OPENCL_LIB");
+  std::string tried;
+  for (const char* path : env && *env ? std::vector<const char*>{env}
+                                      : std::vector<const char*>(std::begin(kLibraries), std::end(kLibraries))) {
+    cl->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (cl->lib) break;
+    tried += tried.empty() ? path : std::string(", ") + path;
+  }
+  if (!cl->lib) {
+    *err = "no OpenCL driver found (tried " + tried + "): on Linux install an OpenCL ICD, e.g. "
+           "apt-get install ocl-icd-libopencl1 pocl-opencl-icd; on a phone, a GPU driver with OpenCL";
+    return false;
+  }
+#define PF_CL_FN(ret, name, args)                                          \
+  cl->name = reinterpret_cast<ret(*) args>(dlsym(cl->lib, #name));         \
+  if (!cl->name) {                                                         \
+    *err = std::string("the OpenCL driver has no ") + #name;               \
+    return false;                                                          \
+  }
+#include "pf_cl_functions.h"
+#undef PF_CL_FN
+  return true;
+}
+}  // namespace
+
+std::string pf_cl_error(const char* what, cl_int code) {
+  return std::string(what) + " failed: " + name_of(code) + " (" + std::to_string(code) + ")";
+}
+
+bool pf_cl_open(PfCl* cl, std::string* err) {
+  if (!load(cl, err)) return false;
+  cl_uint np = 0;
+  if (cl->clGetPlatformIDs(0, nullptr, &np) != 0 || np == 0) {
+    *err = "no OpenCL platform: the driver loaded but reports none (on Linux: apt-get install pocl-opencl-icd, "
+           "or a GPU vendor's OpenCL driver)";
+    return false;
+  }
+  std::vector<cl_platform_id> platforms(np);
+  cl->clGetPlatformIDs(np, platforms.data(), nullptr);
+  for (cl_bitfield type : {kDeviceTypeGpu, kDeviceTypeAll}) {  // a GPU if there is one, else any device
+    for (cl_platform_id p : platforms) {
+      if (cl->clGetDeviceIDs(p, type, 1, &cl->device, nullptr) == 0 && cl->device) break;
+      cl->device = nullptr;
+    }
+    if (cl->device) break;
+  }
+  if (!cl->device) {
+    *err = "no OpenCL device on any platform";
+    return false;
+  }
+  char name[256] = {0};
+  cl->clGetDeviceInfo(cl->device, kDeviceName, sizeof(name) - 1, name, nullptr);
+  cl->device_name = name;
+  cl->clGetDeviceInfo(cl->device, kDeviceMaxWorkGroupSize, sizeof(cl->max_work_group), &cl->max_work_group, nullptr);
+  cl->clGetDeviceInfo(cl->device, kDeviceLocalMemSize, sizeof(cl->local_mem), &cl->local_mem, nullptr);
+  cl_int rc = 0;
+  cl->context = cl->clCreateContext(nullptr, 1, &cl->device, nullptr, nullptr, &rc);
+  if (!cl->context) {
+    *err = pf_cl_error("clCreateContext", rc);
+    return false;
+  }
+  cl->queue = cl->clCreateCommandQueue(cl->context, cl->device, 0, &rc);  // in order, no profiling
+  if (!cl->queue) {
+    *err = pf_cl_error("clCreateCommandQueue", rc);
+    return false;
+  }
+  return true;
+}
+
+bool pf_cl_build(PfCl* cl, const char* const* sources, int count, cl_program* out, std::string* err) {
+  cl_int rc = 0;
+  cl_program p = cl->clCreateProgramWithSource(cl->context, count, const_cast<const char**>(sources), nullptr, &rc);
+  if (!p) {
+    *err = pf_cl_error("clCreateProgramWithSource", rc);
+    return false;
+  }
+  // No -cl-fast-relaxed-math: NaN and inf must behave as on the CPU targets.
+  rc = cl->clBuildProgram(p, 1, &cl->device, "-cl-std=CL1.2", nullptr, nullptr);
+  if (rc != 0) {
+    size_t n = 0;
+    cl->clGetProgramBuildInfo(p, cl->device, kProgramBuildLog, 0, nullptr, &n);
+    std::string log(n, '\0');
+    cl->clGetProgramBuildInfo(p, cl->device, kProgramBuildLog, n, &log[0], nullptr);
+    *err = pf_cl_error("building the model's OpenCL kernels", rc) + " on " + cl->device_name + ":\n" + log;
+    cl->clReleaseProgram(p);
+    return false;
+  }
+  *out = p;
+  return true;
+}
+
+void pf_cl_close(PfCl* cl) {
+  if (cl->queue) cl->clReleaseCommandQueue(cl->queue);
+  if (cl->context) cl->clReleaseContext(cl->context);
+  cl->queue = nullptr;
+  cl->context = nullptr;
+  if (cl->lib) dlclose(cl->lib);
+  cl->lib = nullptr;
+}

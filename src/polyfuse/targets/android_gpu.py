@@ -1,0 +1,31 @@
+"""``android-gpu``: OpenCL kernels for Adreno and Mali-class GPUs (and any OpenCL 1.2 device).
+
+The fused kernels are OpenCL C (codegen/opencl_printer.py, codegen_templates/android-gpu/),
+embedded in a small C++ host program that loads the OpenCL driver with dlopen
+(kernels/opencl/pf_cl.cpp): the library it builds has no link-time OpenCL dependency, runs on
+this machine's OpenCL device (a GPU, else PoCL on the CPU) and, built with the NDK from the
+artifact's CMakeLists.txt, on a phone's GPU driver. Its schedule forms no GEMM chains (the OpenCL
+templates have none yet), and constant GEMM operands are read in place, not packed.
+"""
+from __future__ import annotations
+
+from ..codegen.opencl_printer import OpenCLPrinter
+from .base import SCHEDULE, Target, Toolchain
+from .host import CXX_FLAGS, RUNNER_SOURCES
+
+ANDROID_GPU = Target(
+    name="android-gpu",
+    description="OpenCL 1.2 GPUs (Adreno, Mali; PoCL here): OpenCL C kernels, host code loading the driver at run time",
+    toolchain=Toolchain(candidates=("g++", "c++"), flags=CXX_FLAGS, arch_flags=(), link_flags=("-ldl",)),
+    printer=OpenCLPrinter,
+    templates=("android-gpu",),
+    kernels=("opencl", ""),
+    runtime_sources=("pf_cl.cpp", "pf_model.cpp"),
+    runtime_headers=("pf_cl.h", "pf_cl_functions.h", "pf_cl_prelude.h", "pf_model_abi.h", "pf_model.h"),
+    runner_sources=RUNNER_SOURCES,
+    vector_bits=None,
+    fp16=False,
+    loads_here=True,
+    schedule={**SCHEDULE, "chain_max_second_weights": 0},
+    packs_weights=False,
+)

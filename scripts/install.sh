@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # g++ builds host artifacts; the arm64 cross compiler builds --target android-cpu and user-mode
-# qemu runs those here (--device qemu); cmake builds any artifact from its own sources.
-APT_PACKAGES=(g++ cmake g++-aarch64-linux-gnu qemu-user)
+# qemu runs those here (--device qemu); cmake builds any artifact from its own sources. PoCL is an
+# OpenCL device on the CPU, so --target android-gpu runs here (the ICD loader finds it); oclgrind
+# checks those kernels for races and uninitialised reads; clinfo lists the OpenCL devices.
+APT_PACKAGES=(g++ cmake g++-aarch64-linux-gnu qemu-user pocl-opencl-icd ocl-icd-libopencl1 ocl-icd-opencl-dev
+              opencl-c-headers clinfo oclgrind)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -114,8 +114,11 @@ bool pf_cl_build(PfCl* cl, const char* const* sources, int count, cl_program* ou
     *err = pf_cl_error("clCreateProgramWithSource", rc);
     return false;
   }
-  // No -cl-fast-relaxed-math: NaN and inf must behave as on the CPU targets.
-  rc = cl->clBuildProgram(p, 1, &cl->device, "-cl-std=CL1.2", nullptr, nullptr);
+  // No -cl-fast-relaxed-math: NaN and inf must behave as on the CPU targets. PF_OPENCL_OPTIONS adds
+  // options (-cl-opt-disable under oclgrind, whose checks do not know every optimised instruction).
+  const char* extra = getenv("PF_OPENCL_OPTIONS");
+  const std::string options = std::string("-cl-std=CL1.2") + (extra && *extra ? std::string(" ") + extra : "");
+  rc = cl->clBuildProgram(p, 1, &cl->device, options.c_str(), nullptr, nullptr);
   if (rc != 0) {
     size_t n = 0;
     cl->clGetProgramBuildInfo(p, cl->device, kProgramBuildLog, 0, nullptr, &n);

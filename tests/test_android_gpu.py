@@ -1,0 +1,191 @@
+"""--target android-gpu: OpenCL C kernels run on this machine's OpenCL device (PoCL on the CPU,
+installed by scripts/install.sh), against onnxruntime.
+
+Tolerances: every op case within 1e-5 relative and absolute of onnxruntime (OpenCL's exp, erf and
+tanh are within a few ulp); models within 1e-4 absolute on every output (the contract is 1e-3):
+the bundled tiny BERT and the 2-layer CI configs of BERT, DistilBERT and MobileBERT at sequence
+32. Also: tiny BERT under oclgrind (API misuse, data races, uninitialised reads: none allowed),
+clear refusals (float64) and a clear error without an OpenCL driver.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import polyfuse
+from helpers import run_ort
+from polyfuse.errors import PolyfuseError, UnsupportedError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "examples" / "tiny_bert.onnx"
+ATOL = 1e-4
+OCLGRIND_RT = Path("/usr/lib/oclgrind/liboclgrind-rt.so")
+
+
+def _have_opencl() -> bool:
+    try:
+        lib = ctypes.CDLL("libOpenCL.so.1")
+    except OSError:
+        return False
+    n = ctypes.c_uint32(0)
+    return lib.clGetPlatformIDs(0, None, ctypes.byref(n)) == 0 and n.value > 0
+
+
+needs_opencl = pytest.mark.skipif(not _have_opencl(), reason="needs an OpenCL platform (bash scripts/install.sh "
+                                  "--test installs PoCL)")
+
+
+def _tiny_feeds(seq: int = 16) -> dict:
+    with np.load(REPO / "examples" / "tiny_bert_inputs.npz") as f:
+        return {k: f[k][:, :seq] for k in f.files}
+
+
+@pytest.fixture(scope="module")
+def tiny_gpu(tmp_path_factory):
+    if not _have_opencl():
+        pytest.skip("needs an OpenCL platform")
+    d = tmp_path_factory.mktemp("gpu") / "tiny"
+    feeds = _tiny_feeds()
+    m = polyfuse.compile(TINY, "android-gpu", shapes={k: v.shape for k, v in feeds.items()}, output_dir=d)
+    return d, m, feeds
+
+
+@needs_opencl
+def test_tiny_bert_on_opencl_matches_onnxruntime(tiny_gpu):
+    d, m, feeds = tiny_gpu
+    assert "__kernel void k0(" in (d / "model.cpp").read_text()
+    for name, ours, ref in zip(m.output_names, m.run(None, feeds), run_ort(onnx.load(TINY), feeds)):
+        assert ours.shape == ref.shape and ours.dtype == ref.dtype, name
+        assert float(np.max(np.abs(ours - ref))) <= ATOL, name
+    again = polyfuse.load(d)  # a saved artifact loads and runs the same
+    for a, b in zip(again.run(None, feeds), m.run(None, feeds)):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_opencl
+def test_cli_compile_and_run_on_opencl(tmp_path):
+    feeds = _tiny_feeds(24)
+    np.savez(tmp_path / "in.npz", **feeds)
+    shape = [a for k, v in feeds.items() for a in ("--shape", f"{k}={','.join(map(str, v.shape))}")]
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "compile", str(TINY), "--target", "android-gpu", *shape,
+                        "-o", str(tmp_path / "art")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "run", str(tmp_path / "art"), "--input",
+                        str(tmp_path / "in.npz"), "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    for name, want in zip(["last_hidden_state", "pooler_output"], run_ort(onnx.load(TINY), feeds)):
+        assert float(np.max(np.abs(np.load(tmp_path / "out" / f"{name}.npy") - want))) <= ATOL
+
+
+@needs_opencl
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["bert", "distilbert", "mobilebert"])
+def test_small_configs_on_opencl_match_onnxruntime(export_model, arch):
+    from polyfuse.testing import transformers_export as te
+
+    seq = 32
+    path = export_model(arch, "small", seq=seq)
+    feeds = te.example_inputs(arch, "small", batch=1, seq=seq)
+    m = polyfuse.compile(path, "android-gpu", shapes={k: v.shape for k, v in feeds.items()})
+    for name, ours, ref in zip(m.output_names, m.run(None, feeds), run_ort(onnx.load(path), feeds)):
+        err = float(np.max(np.abs(ours - ref)))
+        assert err <= ATOL, f"{arch} {name}: max abs error {err:.3g} > {ATOL}"
+
+
+def _opencl_cases():
+    """Op cases the OpenCL target computes: no float64, float16 or narrow type anywhere."""
+    import opcases
+    from polyfuse.ops import reference
+
+    ok = {np.dtype(t) for t in (np.float32, np.int64, np.int32, np.int8, np.uint8, np.bool_)}
+    out = []
+    for c in opcases.CASES:
+        res = reference.evaluate(c.op_type, c.inputs, c.attrs, opset=c.opset, num_outputs=c.num_outputs)
+        types = {np.asarray(x).dtype for x in [*c.inputs, *res] if x is not None}
+        if types <= ok:
+            out.append(c)
+    return out
+
+
+@needs_opencl
+def test_op_cases_on_opencl_match_onnxruntime():
+    """Every op case of tests/opcases.py without float64 or narrow types, merged per opset into one
+    model as tests/test_op_parity.py does, compiled for android-gpu and run on PoCL."""
+    from test_op_parity import _case_feeds, _close, _merged_model, _ort
+
+    cases = _opencl_cases()
+    by_opset: dict[int, list] = {}
+    for c in cases:
+        by_opset.setdefault(c.opset, []).append(c)
+    failures, refused = [], []
+    for opset, group in by_opset.items():
+        try:
+            m = polyfuse.compile(_merged_model(group), "android-gpu")
+        except UnsupportedError as e:  # one case refused (a cast through float64): split it out
+            refused.append((opset, str(e)))
+            continue
+        feeds = {k: v for n, c in enumerate(group) for k, v in _case_feeds(c, n).items()}
+        for n, c in enumerate(group):
+            outs = m.run([f"c{n}_out{j}" for j in range(c.num_outputs)], feeds)
+            for j, (got, want) in enumerate(zip(outs, _ort(c))):
+                try:
+                    _close(got, want, f"{c.id} output {j}")
+                except AssertionError as e:
+                    failures.append(str(e).splitlines()[0])
+    assert not refused, refused
+    assert not failures, failures
+    assert len(cases) > 200
+
+
+@needs_opencl
+@pytest.mark.skipif(not (shutil.which("oclgrind") and OCLGRIND_RT.is_file()), reason="needs oclgrind")
+def test_tiny_bert_is_clean_under_oclgrind(tiny_gpu, tmp_path):
+    """pf_run on oclgrind's OpenCL runtime with its API, data-race and uninitialised-value checks:
+    no report at all, and the same outputs. Kernels are built with -cl-opt-disable: oclgrind 21.10
+    cannot check LLVM's freeze instruction, which optimised integer division produces."""
+    d, m, feeds = tiny_gpu
+    args = []
+    for k, v in feeds.items():
+        np.save(tmp_path / f"{k}.npy", v)
+        args += ["--input", f"{k}={tmp_path / f'{k}.npy'}"]
+    env = dict(os.environ, PF_OPENCL_LIB=str(OCLGRIND_RT), PF_OPENCL_OPTIONS="-cl-opt-disable")
+    r = subprocess.run(["oclgrind", "--check-api", "--data-races", "--uninitialized", str(d / "pf_run"), str(d), *args,
+                        "-o", str(tmp_path / "o")], capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr[:3000]
+    for name, want in zip(m.output_names, m.run(None, feeds)):
+        assert float(np.max(np.abs(np.load(tmp_path / "o" / f"{name}.npy") - want))) <= ATOL
+
+
+def test_float64_is_refused_when_compiling(tmp_path):
+    from helpers import model
+
+    m = model([onnx.helper.make_node("Exp", ["x"], ["y"])], [("x", np.float64, [4])],
+              [("y", np.float64, [4])])
+    with pytest.raises(UnsupportedError, match="float64 is not supported by the android-gpu target"):
+        polyfuse.compile(m, "android-gpu", output_dir=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+@needs_opencl
+def test_no_opencl_driver_is_one_clear_error(tiny_gpu, tmp_path, monkeypatch):
+    d, _, feeds = tiny_gpu
+    np.savez(tmp_path / "in.npz", **feeds)
+    env = dict(os.environ, PF_OPENCL_LIB=str(tmp_path / "no" / "libOpenCL.so"))
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "run", str(d), "--input", str(tmp_path / "in.npz"), "-o",
+                        str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "no OpenCL driver found" in r.stderr and "apt-get install" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+    monkeypatch.setenv("PF_OPENCL_LIB", env["PF_OPENCL_LIB"])
+    with pytest.raises(PolyfuseError, match="no OpenCL driver found"):
+        polyfuse.load(d)

@@ -189,3 +189,20 @@ def test_no_opencl_driver_is_one_clear_error(tiny_gpu, tmp_path, monkeypatch):
     monkeypatch.setenv("PF_OPENCL_LIB", env["PF_OPENCL_LIB"])
     with pytest.raises(PolyfuseError, match="no OpenCL driver found"):
         polyfuse.load(d)
+
+
+@needs_opencl
+def test_inspect_counts_the_launches_the_artifact_makes(tiny_gpu):
+    """`launches` of inspect --json is what the generated host code enqueues per inference (one
+    NDRange per kernel); tiny BERT stays within the issue's 20 (TVM: 39)."""
+    import json
+
+    d, _, feeds = tiny_gpu
+    shape = [a for k, v in feeds.items() for a in ("--shape", f"{k}={','.join(map(str, v.shape))}")]
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "inspect", str(TINY), "--target", "android-gpu", *shape,
+                        "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    table = (d / "model.cpp").read_text().split("const Launch kLaunches[] = {")[1].split("};")[0]
+    assert s["launches"] == table.count('{"k') and s["target"] == "android-gpu"
+    assert s["launches"] <= 20

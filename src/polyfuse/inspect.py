@@ -52,6 +52,7 @@ def summarize(model, shapes=None, fusion: bool = True, target="host") -> tuple[d
     summary = {
         "model": comp.graph.name, "target": target.name, "opset": comp.graph.opset, "onnx_nodes": comp.onnx_nodes,
         "graph_nodes": len(comp.graph.nodes), "fusion": fusion, "kernels": len(lowered.kernels),
+        "launches": len(lowered.kernels),  # one per kernel per inference (an NDRange on OpenCL)
         "kernels_unfused": len(unfused.kernels), "kernels_by_kind": dict(sorted(kinds.items())),
         "views": len(lowered.views), "mapping_types_unfused": dict(sorted(mappings.items())),
         "intermediate_bytes_unfused": unfused_bytes,
@@ -94,7 +95,7 @@ def inspect_model(model, shapes=None, as_json: bool = False, show_graph: bool = 
         return json.dumps(s, indent=2)
     ratio = s["intermediate_bytes_unfused"] / max(1, s["intermediate_bytes_fused"])
     lines = [f"{s['model']} (opset {s['opset']}): {s['onnx_nodes']} ONNX nodes, {s['graph_nodes']} after folding",
-             f"kernels: {s['kernels']} ({', '.join(f'{k} {v}' for k, v in s['kernels_by_kind'].items())}), "
+             f"kernels: {s['kernels']} launches per inference ({', '.join(f'{k} {v}' for k, v in s['kernels_by_kind'].items())}), "
              f"{s['kernels_unfused']} without fusion; {s['views']} views",
              "per-op mapping types: " + ", ".join(f"{k} {v}" for k, v in s["mapping_types_unfused"].items()),
              f"intermediate tensors: {_mib(s['intermediate_bytes_fused'])} fused, "

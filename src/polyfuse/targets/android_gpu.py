@@ -4,8 +4,8 @@ The fused kernels are OpenCL C (codegen/opencl_printer.py, codegen_templates/and
 embedded in a small C++ host program that loads the OpenCL driver with dlopen
 (kernels/opencl/pf_cl.cpp): the library it builds has no link-time OpenCL dependency, runs on
 this machine's OpenCL device (a GPU, else PoCL on the CPU) and, built with the NDK from the
-artifact's CMakeLists.txt, on a phone's GPU driver. Its schedule forms no GEMM chains (the OpenCL
-templates have none yet), and constant GEMM operands are read in place, not packed.
+artifact's CMakeLists.txt, on a phone's GPU driver. A GEMM chain's row block stays in 16 KiB of local memory, and
+constant GEMM operands are read in place, not packed.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ ANDROID_GPU = Target(
     vector_bits=None,
     fp16=False,
     loads_here=True,
-    schedule={**SCHEDULE, "chain_max_second_weights": 0},
+    # a GEMM chain's row block of the intermediate lives in local memory: 16 KiB fits every GPU
+    schedule={**SCHEDULE, "chain_tile_bytes": 16384},
     packs_weights=False,
 )

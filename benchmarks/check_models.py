@@ -9,7 +9,8 @@ prints ONNX nodes, kernel launches, cold and cached compile time, polyfuse and o
 median latency (same thread count, alternating, in this process) and the largest absolute
 difference of every output. Exits non-zero if any output differs by more than --tol (1e-3).
 Results are also written as JSON (--json, default benchmarks/results/check_models.json).
-With --target android-cpu --device qemu|adb, the model is compiled for that target, run by its
+With --target android-gpu, the model runs on this machine's OpenCL device (PoCL on a CPU: its
+time says nothing about a phone's GPU). With --target android-cpu --device qemu|adb, the model is compiled for that target, run by its
 pf_run on the device, checked against onnxruntime here, and timed by pf_run --bench there
 (under qemu that time is emulated and says nothing about a phone).
 """
@@ -61,10 +62,10 @@ def check(arch, exporter, opset, workdir: Path, threads: int, repeat: int, seq: 
     os.environ["POLYFUSE_CACHE_DIR"] = str(cache)
     try:
         t0 = time.perf_counter()
-        model = polyfuse.compile(path, shapes=shapes, threads=threads)
+        model = polyfuse.compile(path, target, shapes=shapes, threads=threads)
         cold = time.perf_counter() - t0
         t0 = time.perf_counter()
-        model = polyfuse.compile(path, shapes=shapes, threads=threads)
+        model = polyfuse.compile(path, target, shapes=shapes, threads=threads)
         cached = time.perf_counter() - t0
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -76,7 +77,7 @@ def check(arch, exporter, opset, workdir: Path, threads: int, repeat: int, seq: 
                              repeat)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     path.unlink()
-    return {"arch": arch, "exporter": exporter, "opset": opset, "seq": seq, "threads": threads,
+    return {"arch": arch, "exporter": exporter, "opset": opset, "seq": seq, "threads": threads, "target": target,
             "onnx_nodes": model.manifest["stats"]["onnx_nodes"], "kernels": model.manifest["stats"]["kernels"],
             "export_s": round(export_s, 1), "compile_cold_s": round(cold, 1), "compile_cached_s": round(cached, 1),
             "polyfuse_ms": round(med["polyfuse"], 2), "onnxruntime_ms": round(med["onnxruntime"], 2),

@@ -206,3 +206,13 @@ def test_inspect_counts_the_launches_the_artifact_makes(tiny_gpu):
     table = (d / "model.cpp").read_text().split("const Launch kLaunches[] = {")[1].split("};")[0]
     assert s["launches"] == table.count('{"k') and s["target"] == "android-gpu"
     assert s["launches"] <= 20
+
+
+@needs_opencl
+def test_bench_runs_the_target_it_names():
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "-q", "bench", str(TINY), "--target", "android-gpu", "--shape",
+                        "input_ids=1,16", "--vs", "onnxruntime", "--repeat", "3"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "target android-gpu" in r.stdout
+    assert float(r.stdout.split("max abs error vs onnxruntime:")[1].split()[0]) <= ATOL

@@ -94,14 +94,15 @@ def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle_s: float = 
     return times
 
 
-def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | None = None) -> str:
+def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | None = None,
+                target: str = "host") -> str:
     from .api import compile as pf_compile
     from .runtime.model import check_threads
 
     if repeat < 1:
         raise InputError(f"repeat must be >= 1, got {repeat}")
     threads = check_threads(threads) or os.cpu_count() or 1
-    model = pf_compile(path, "host", shapes=shapes, threads=threads)
+    model = pf_compile(path, target, shapes=shapes, threads=threads)
     feeds = sample_inputs(model)
     fns = {"polyfuse": lambda: model.run(None, feeds)}
     if vs == "onnxruntime":
@@ -109,8 +110,8 @@ def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | Non
         fns["onnxruntime"] = lambda: sess.run(None, feeds)
     times = time_alternating(fns, repeat)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    lines = [f"{path} ({', '.join(f'{i.name}{list(i.shape)}' for i in model.inputs)}), {threads} threads, "
-             f"median of {repeat}:"]
+    ins = ", ".join(f"{i.name}{list(i.shape)}" for i in model.inputs)
+    lines = [f"{path} ({ins}), target {model.manifest.get('target')}, {threads} threads, median of {repeat}:"]
     lines += [f"  {k:12s} {v:9.3f} ms" for k, v in med.items()]
     if vs == "onnxruntime":
         ours, ref = model.run(None, feeds), sess.run(None, feeds)

@@ -179,7 +179,7 @@ def cmd_bench(args) -> int:
                               threads=args.threads, repeat=args.repeat, vs=args.vs))
         return 0
     print(bench_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
-                      vs=args.vs))
+                      vs=args.vs, target=args.target))
     return 0
 
 

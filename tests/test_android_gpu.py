@@ -216,3 +216,21 @@ def test_bench_runs_the_target_it_names():
     assert r.returncode == 0, r.stderr
     assert "target android-gpu" in r.stdout
     assert float(r.stdout.split("max abs error vs onnxruntime:")[1].split()[0]) <= ATOL
+
+
+@needs_opencl
+def test_program_binaries_are_cached_and_a_bad_entry_is_rebuilt(tiny_gpu, tmp_path, monkeypatch):
+    d, m, feeds = tiny_gpu
+    want = m.run(None, feeds)
+    cache = tmp_path / "clcache"
+    monkeypatch.setenv("PF_OPENCL_CACHE", str(cache))
+    first = polyfuse.load(d).run(None, feeds)
+    (entry,) = cache.glob("*.bin")  # one program, one binary
+    assert entry.stat().st_size > 0
+    again = polyfuse.load(d).run(None, feeds)  # from the cached binary
+    entry.write_bytes(b"not a program binary")
+    rebuilt = polyfuse.load(d).run(None, feeds)  # the driver rejects it: built from source again
+    assert entry.read_bytes() != b"not a program binary"
+    for outs in (first, again, rebuilt):
+        for a, b in zip(outs, want):
+            np.testing.assert_array_equal(a, b)

@@ -1,7 +1,10 @@
 #include "pf_cl.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <vector>
 
@@ -9,7 +12,8 @@ namespace {
 // Constants of the OpenCL 1.2 specification.
 constexpr cl_bitfield kDeviceTypeGpu = 1 << 2, kDeviceTypeAll = 0xFFFFFFFF;
 constexpr cl_uint kDeviceName = 0x102B, kDeviceMaxWorkGroupSize = 0x1004, kDeviceLocalMemSize = 0x1023;
-constexpr cl_uint kProgramBuildLog = 0x1183;
+constexpr cl_uint kProgramBuildLog = 0x1183, kProgramBinarySizes = 0x1165, kProgramBinaries = 0x1166;
+constexpr cl_uint kDeviceVersion = 0x102F, kDriverVersion = 0x102D;
 
 const char* const kLibraries[] = {
     "libOpenCL.so.1", "libOpenCL.so",  // Linux: the ICD loader (ocl-icd, with PoCL or a vendor driver)
@@ -63,11 +67,71 @@ bool load(PfCl* cl, std::string* err) {
 }
 }  // namespace
 
+namespace {
+void mkdir_one(const std::string& d) { mkdir(d.c_str(), 0755); }  // fails harmlessly when it exists
+
+std::string device_info(PfCl* cl, cl_uint what) {
+  char text[512] = {0};
+  cl->clGetDeviceInfo(cl->device, what, sizeof(text) - 1, text, nullptr);
+  return text;
+}
+
+// FNV-1a, 64 bits: the cache key of a program (not a security boundary: the cache is the user's).
+uint64_t fnv1a(uint64_t h, const std::string& s) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return (h ^ 0xff) * 1099511628211ull;  // a separator, so ("ab", "c") != ("a", "bc")
+}
+
+std::string cache_file(PfCl* cl, const char* const* sources, int count, const std::string& options) {
+  std::string dir;
+  if (const char* d = getenv("PF_OPENCL_CACHE")) dir = d;
+  else if (const char* x = getenv("XDG_CACHE_HOME")) dir = std::string(x) + "/polyfuse-opencl";
+  else if (const char* h = getenv("HOME")) dir = std::string(h) + "/.cache/polyfuse-opencl";
+  if (dir.empty() || dir == "0") return "";
+  uint64_t h = 14695981039346656037ull;
+  for (const std::string& s : {cl->device_name, device_info(cl, kDeviceVersion), device_info(cl, kDriverVersion), options})
+    h = fnv1a(h, s);
+  for (int i = 0; i < count; ++i) h = fnv1a(h, sources[i]);
+  char name[32];
+  snprintf(name, sizeof(name), "/%016llx.bin", (unsigned long long)h);
+  return dir + name;
+}
+
+std::vector<unsigned char> read_file(const std::string& path) {
+  std::vector<unsigned char> data;
+  FILE* f = path.empty() ? nullptr : fopen(path.c_str(), "rb");
+  if (!f) return data;
+  unsigned char buf[1 << 16];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) data.insert(data.end(), buf, buf + n);
+  fclose(f);
+  return data;
+}
+
+// Writes the program's binary beside its final name, then renames it: a reader never sees half.
+void save_binary(PfCl* cl, cl_program p, const std::string& path) {
+  size_t size = 0;
+  if (path.empty() || cl->clGetProgramInfo(p, kProgramBinarySizes, sizeof(size), &size, nullptr) != 0 || !size) return;
+  std::vector<unsigned char> bin(size);
+  unsigned char* ptr = bin.data();
+  if (cl->clGetProgramInfo(p, kProgramBinaries, sizeof(ptr), &ptr, nullptr) != 0) return;
+  const std::string dir = path.substr(0, path.rfind('/'));
+  for (size_t i = 1; i <= dir.size(); ++i)  // mkdir -p
+    if (i == dir.size() || dir[i] == '/') mkdir_one(dir.substr(0, i));
+  const std::string tmp = path + "." + std::to_string(getpid()) + ".tmp";
+  FILE* f = fopen(tmp.c_str(), "wb");
+  if (!f) return;
+  const bool ok = fwrite(bin.data(), 1, size, f) == size;
+  if (fclose(f) == 0 && ok) rename(tmp.c_str(), path.c_str());
+  else remove(tmp.c_str());
+}
+}  // namespace
+
 std::string pf_cl_error(const char* what, cl_int code) {
   return std::string(what) + " failed: " + name_of(code) + " (" + std::to_string(code) + ")";
 }
 
-bool pf_cl_open(PfCl* cl, std::string* err) {
+bool pf_cl_open(PfCl* cl, bool profiling, std::string* err) {
   if (!load(cl, err)) return false;
   cl_uint np = 0;
   if (cl->clGetPlatformIDs(0, nullptr, &np) != 0 || np == 0) {
@@ -99,7 +163,8 @@ bool pf_cl_open(PfCl* cl, std::string* err) {
     *err = pf_cl_error("clCreateContext", rc);
     return false;
   }
-  cl->queue = cl->clCreateCommandQueue(cl->context, cl->device, 0, &rc);  // in order, no profiling
+  const cl_bitfield kQueueProfiling = 1 << 1;
+  cl->queue = cl->clCreateCommandQueue(cl->context, cl->device, profiling ? kQueueProfiling : 0, &rc);  // in order
   if (!cl->queue) {
     *err = pf_cl_error("clCreateCommandQueue", rc);
     return false;
@@ -108,16 +173,29 @@ bool pf_cl_open(PfCl* cl, std::string* err) {
 }
 
 bool pf_cl_build(PfCl* cl, const char* const* sources, int count, cl_program* out, std::string* err) {
+  // No -cl-fast-relaxed-math: NaN and inf must behave as on the CPU targets. PF_OPENCL_OPTIONS adds
+  // options (-cl-opt-disable under oclgrind, whose checks do not know every optimised instruction).
+  const char* extra = getenv("PF_OPENCL_OPTIONS");
+  const std::string options = std::string("-cl-std=CL1.2") + (extra && *extra ? std::string(" ") + extra : "");
+  const std::string cached = cache_file(cl, sources, count, options);
+  const std::vector<unsigned char> bin = read_file(cached);
   cl_int rc = 0;
+  if (!bin.empty()) {  // a cached binary: used if the driver takes it, else rebuilt from source
+    const unsigned char* ptr = bin.data();
+    const size_t size = bin.size();
+    cl_int status = 0;
+    cl_program p = cl->clCreateProgramWithBinary(cl->context, 1, &cl->device, &size, &ptr, &status, &rc);
+    if (p && status == 0 && cl->clBuildProgram(p, 1, &cl->device, options.c_str(), nullptr, nullptr) == 0) {
+      *out = p;
+      return true;
+    }
+    if (p) cl->clReleaseProgram(p);
+  }
   cl_program p = cl->clCreateProgramWithSource(cl->context, count, const_cast<const char**>(sources), nullptr, &rc);
   if (!p) {
     *err = pf_cl_error("clCreateProgramWithSource", rc);
     return false;
   }
-  // No -cl-fast-relaxed-math: NaN and inf must behave as on the CPU targets. PF_OPENCL_OPTIONS adds
-  // options (-cl-opt-disable under oclgrind, whose checks do not know every optimised instruction).
-  const char* extra = getenv("PF_OPENCL_OPTIONS");
-  const std::string options = std::string("-cl-std=CL1.2") + (extra && *extra ? std::string(" ") + extra : "");
   rc = cl->clBuildProgram(p, 1, &cl->device, options.c_str(), nullptr, nullptr);
   if (rc != 0) {
     size_t n = 0;
@@ -128,8 +206,18 @@ bool pf_cl_build(PfCl* cl, const char* const* sources, int count, cl_program* ou
     cl->clReleaseProgram(p);
     return false;
   }
+  save_binary(cl, p, cached);
   *out = p;
   return true;
+}
+
+uint64_t pf_cl_event_ns(PfCl* cl, cl_event e) {
+  const cl_uint kStart = 0x1282, kEnd = 0x1283;
+  cl_ulong t0 = 0, t1 = 0;
+  if (cl->clGetEventProfilingInfo(e, kStart, sizeof(t0), &t0, nullptr) != 0 ||
+      cl->clGetEventProfilingInfo(e, kEnd, sizeof(t1), &t1, nullptr) != 0 || t1 < t0)
+    return 0;
+  return t1 - t0;
 }
 
 void pf_cl_close(PfCl* cl) {

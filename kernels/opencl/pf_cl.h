@@ -34,10 +34,16 @@ struct PfCl {
 };
 
 // Loads the driver (PF_OPENCL_LIB, else the standard places on Android and Linux), picks a GPU
-// (else any device), and creates a context and an in-order queue. False with a message in err.
-bool pf_cl_open(PfCl* cl, std::string* err);
+// (else any device), and creates a context and an in-order queue (with profiling when asked:
+// then every command's start and end times can be read). False with a message in err.
+bool pf_cl_open(PfCl* cl, bool profiling, std::string* err);
+// Nanoseconds from a finished command's start to its end (0 when unknown).
+uint64_t pf_cl_event_ns(PfCl* cl, cl_event e);
 void pf_cl_close(PfCl* cl);
-// A program from `count` sources, built for the device; false with the build log in err.
+// A program from `count` sources, built for the device; false with the build log in err. The
+// device's binary is cached in $PF_OPENCL_CACHE, else $XDG_CACHE_HOME/polyfuse-opencl or
+// ~/.cache/polyfuse-opencl (none when neither is set, as in an Android app: set PF_OPENCL_CACHE
+// to its cache folder), keyed by device, driver, options and source; a bad entry is rebuilt.
 bool pf_cl_build(PfCl* cl, const char* const* sources, int count, cl_program* out, std::string* err);
 // "clFoo failed: CL_OUT_OF_RESOURCES (-5)".
 std::string pf_cl_error(const char* what, cl_int code);

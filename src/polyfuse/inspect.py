@@ -22,18 +22,18 @@ def intermediate_bytes(lowered) -> int:
     return sum(lowered.graph.values[k.output].nbytes for k in lowered.kernels if k.output not in outs)
 
 
-def _flops(k) -> int:
+def kernel_flops(k) -> int:
     """Multiply-adds x 2 of the kernel's matrix products (elementwise work is not counted)."""
     if isinstance(k, Attention):
-        return _flops(k.scores) + _flops(k.context)
+        return kernel_flops(k.scores) + kernel_flops(k.context)
     if isinstance(k, GemmChain):
-        return _flops(k.first) + _flops(k.second)
+        return kernel_flops(k.first) + kernel_flops(k.second)
     if isinstance(k, Contraction):
         return 2 * k.m * k.n * k.k * int(np.prod(k.batch, dtype=np.int64))
     return 0
 
 
-def _bytes_moved(k, graph) -> int:
+def kernel_bytes(k, graph) -> int:
     """Bytes a kernel reads (each distinct buffer once, whole) and writes: a memory-traffic
     estimate that ignores caches, as the phone papers count it."""
     return sum(graph.values[b].nbytes for b in set(kernel_reads(k)) | {k.output})
@@ -57,8 +57,8 @@ def summarize(model, shapes=None, fusion: bool = True, target="host") -> tuple[d
         "views": len(lowered.views), "mapping_types_unfused": dict(sorted(mappings.items())),
         "intermediate_bytes_unfused": unfused_bytes,
         "intermediate_bytes_fused": intermediate_bytes(lowered),
-        "flops": sum(_flops(k) for k in lowered.kernels),
-        "bytes_moved": sum(_bytes_moved(k, comp.graph) for k in lowered.kernels),
+        "flops": sum(kernel_flops(k) for k in lowered.kernels),
+        "bytes_moved": sum(kernel_bytes(k, comp.graph) for k in lowered.kernels),
         "arena_bytes": plan.arena_bytes, "weights_bytes": plan.weights_bytes,
         "attention_kernels": report.attention if report else 0,
         "expression_ops_before": report.ops_before if report else None,

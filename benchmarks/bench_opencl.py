@@ -55,7 +55,8 @@ def profile(artifact: Path, feeds: dict, runs: int, work: Path) -> tuple[dict[in
     for k, v in feeds.items():
         np.save(work / f"{k}.npy", v)
         args += ["--input", f"{k}={work / f'{k}.npy'}"]
-    r = subprocess.run([str(artifact / "pf_run"), str(artifact), *args, "-o", str(work / f"out-{artifact.name}"), "--bench", str(runs)],
+    out = work / f"out-{artifact.name}"
+    r = subprocess.run([str(artifact / "pf_run"), str(artifact), *args, "-o", str(out), "--bench", str(runs)],
                        capture_output=True, text=True, env=dict(os.environ, PF_PROFILE="1"), timeout=3600)
     if r.returncode != 0:
         sys.exit(f"bench_opencl: pf_run failed:\n{r.stderr}")
@@ -79,7 +80,8 @@ def bench(arch: str, seq: int, runs: int, work: Path) -> dict:
     sess = ort_session(path, os.cpu_count() or 1)
     err = max(float(np.max(np.abs(a - b))) for a, b in zip(model.run(None, feeds), sess.run(None, feeds)))
     per, wall = profile(art, feeds, runs, work)
-    ort_ms = statistics.median(time_alternating({"onnxruntime": lambda: sess.run(None, feeds)}, 10)["onnxruntime"]) * 1e3
+    ort = time_alternating({"onnxruntime": lambda: sess.run(None, feeds)}, 10)["onnxruntime"]
+    ort_ms = statistics.median(ort) * 1e3
     g = comp.graph
     rows = []
     for j, k in enumerate(comp.lowered.kernels):
@@ -104,8 +106,8 @@ def report(r: dict) -> str:
              f"max abs error {r['max_abs_error']:.2e}"]
     for kind, d in sorted(r["kinds"].items(), key=lambda x: -x[1]["ms"]):
         ms = d["ms"] or float("nan")
-        lines.append(f"  {kind:12s} {d['launches']:4d} launches {d['ms']:9.2f} ms  {d['flops'] / ms / 1e6:8.1f} GFLOP/s "
-                     f"{d['bytes'] / ms / 1e6:8.1f} GB/s")
+        lines.append(f"  {kind:12s} {d['launches']:4d} launches {d['ms']:9.2f} ms  "
+                     f"{d['flops'] / ms / 1e6:8.1f} GFLOP/s {d['bytes'] / ms / 1e6:8.1f} GB/s")
     lines.append("  slowest launches:")
     for k in sorted(r["kernels"], key=lambda x: -x["ms"])[:10]:
         lines.append(f"    #{k['launch']:<4d} {k['kind']:12s} {k['ms']:8.3f} ms {k['gflops']:8.1f} GFLOP/s "

@@ -210,9 +210,9 @@ def test_inspect_counts_the_launches_the_artifact_makes(tiny_gpu):
 
 @needs_opencl
 def test_bench_runs_the_target_it_names():
-    r = subprocess.run([sys.executable, "-m", "polyfuse", "-q", "bench", str(TINY), "--target", "android-gpu", "--shape",
-                        "input_ids=1,16", "--vs", "onnxruntime", "--repeat", "3"], capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "-q", "bench", str(TINY), "--target", "android-gpu",
+                        "--shape", "input_ids=1,16", "--vs", "onnxruntime", "--repeat", "3"], capture_output=True,
+                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "target android-gpu" in r.stdout
     assert float(r.stdout.split("max abs error vs onnxruntime:")[1].split()[0]) <= ATOL

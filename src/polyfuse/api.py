@@ -33,6 +33,7 @@ def _manifest(comp: Compilation, target: Target) -> dict:
         "target": target.name, "model_name": g.name, "opset": g.opset,
         "inputs": [info(n) for n in g.inputs], "outputs": [info(n) for n in g.outputs],
         "fusion": comp.fusion is not None, "built": comp.library is not None,
+        "for_device": target.device_variant is None and get_target(target.name).device_variant is not None,
         "stats": {"onnx_nodes": comp.onnx_nodes, "graph_nodes": len(g.nodes), "kernels": len(comp.lowered.kernels),
                   "distinct_kernels": comp.n_functions, "arena_bytes": comp.plan.arena_bytes,
                   "weights_bytes": comp.plan.weights_bytes},
@@ -87,6 +88,8 @@ def compile(model, target: str = "host", *, shapes: dict | None = None, threads:
     """
     check_threads(threads)
     t = get_target(target)
+    if device is not None:
+        t = t.for_device()  # android-gpu for a phone: the host side cross-built for its CPU
     if not t.loads_here and device is None:
         raise InputError(f"target {t.name!r} does not run in this process: pass device='qemu' or device='adb[:SERIAL]'")
     owned = output_dir is None

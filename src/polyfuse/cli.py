@@ -54,10 +54,14 @@ def _size(n: int) -> str:
 
 def cmd_compile(args) -> int:
     from .api import build_artifact
+    from .targets import get as get_target
 
+    target = get_target(args.target)
+    if args.device:
+        target = target.for_device()
     out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
     t0 = time.perf_counter()
-    path, manifest, comp = build_artifact(args.model, out, target=args.target, shapes=parse_shapes(args.shape),
+    path, manifest, comp = build_artifact(args.model, out, target=target, shapes=parse_shapes(args.shape),
                                           fusion=not args.no_fusion, overwrite=args.force)
     st = manifest["stats"]
     if comp is None:
@@ -73,9 +77,9 @@ def cmd_compile(args) -> int:
         print(f"note: {note}")
     print(f"artifact: {path}")
     if not manifest.get("built", True):
-        from .targets import get as get_target
+        from .targets import of_artifact
 
-        t = get_target(manifest["target"])
+        t = of_artifact(manifest)
         print(f"no compiler for {t.name} here ({t.toolchain.install_hint}); build the library and pf_run with one of:")
         for cmd in t.build_commands:
             print("  " + cmd.format(dir=shlex.quote(str(path))))
@@ -139,11 +143,11 @@ def cmd_run(args) -> int:
 def _foreign_artifact(model) -> bool:
     """True for an artifact directory whose target's code does not run in this process."""
     from .build.artifact import read_manifest
-    from .targets import TARGETS
+    from .targets import of_artifact
 
     if not Path(model).is_dir():
         return False
-    t = TARGETS.get(read_manifest(Path(model)).get("target"))
+    t = of_artifact(read_manifest(Path(model)))
     return t is not None and not t.loads_here
 
 
@@ -196,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="artifact directory (default: MODEL_STEM.TARGET); must be absent or empty")
     c.add_argument("--force", action="store_true",
                    help="replace an existing artifact there (refused if it holds files polyfuse did not write)")
+    c.add_argument("--device", metavar="DEVICE", help="build for running on a device (qemu, adb, adb:SERIAL): for "
+                   "android-gpu, the host side is cross-built for the phone's arm64 CPU")
     _add_common(c, threads=False)
     c.set_defaults(func=cmd_compile)
 

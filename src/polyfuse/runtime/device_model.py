@@ -20,12 +20,14 @@ class DeviceModel(ArtifactModel):
     def __init__(self, directory, device: str, threads: int | None = None, *, _owned_tmp: bool = False):
         from ..devices import get_device
         from ..targets import get as get_target
+        from ..targets import of_artifact
 
         self._read_manifest(directory)
-        self.target = get_target(self.manifest.get("target"))
+        self.target = of_artifact(self.manifest) or get_target(self.manifest.get("target"))
         if self.target.loads_here:
-            raise InputError(f"device {device!r}: {self.directory} is a {self.target.name} artifact, which runs here "
-                             "without a device; leave out the device")
+            how = " (or compile it for the device: --device / device=...)" if self.target.device_variant else ""
+            raise InputError(f"device {device!r}: {self.directory} is a {self.target.name} artifact built for this "
+                             f"machine, which runs here without a device; leave out the device{how}")
         if not self.manifest.get("built", True):
             cmds = "; or ".join(c.format(dir=self.directory) for c in self.target.build_commands)
             raise ArtifactError(f"{self.directory}: holds only sources (no {self.target.name} compiler was found when "

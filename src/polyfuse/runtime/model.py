@@ -117,9 +117,9 @@ class CompiledModel(ArtifactModel):
     def __init__(self, directory, threads: int | None = None, *, _owned_tmp: bool = False):
         self.threads = int(check_threads(threads) or os.cpu_count() or 1)
         where = self._read_manifest(directory)
-        from ..targets import TARGETS
+        from ..targets import of_artifact
 
-        t = TARGETS.get(self.manifest.get("target"))
+        t = of_artifact(self.manifest)
         if t is not None and not t.loads_here:
             raise ArtifactError(f"{self.directory}: built for {t.name}, which does not run in this process; load it "
                                 "with device='qemu' or device='adb[:SERIAL]' (CLI: --device)")

@@ -9,7 +9,14 @@ from .host import HOST
 
 TARGETS: dict[str, Target] = {t.name: t for t in (HOST, ANDROID_CPU, ANDROID_GPU)}
 
-__all__ = ["ANDROID_CPU", "ANDROID_GPU", "HOST", "Target", "Toolchain", "TARGETS", "get"]
+__all__ = ["ANDROID_CPU", "ANDROID_GPU", "HOST", "Target", "Toolchain", "TARGETS", "get", "of_artifact"]
+
+
+def of_artifact(manifest: dict) -> Target | None:
+    """The record an artifact was built with (its device variant when the manifest says
+    ``for_device``), or None for an unknown target name."""
+    t = TARGETS.get(manifest.get("target"))
+    return t.for_device() if t is not None and manifest.get("for_device") else t
 
 
 def get(target) -> Target:

@@ -4,12 +4,16 @@ The fused kernels are OpenCL C (codegen/opencl_printer.py, codegen_templates/and
 embedded in a small C++ host program that loads the OpenCL driver with dlopen
 (kernels/opencl/pf_cl.cpp): the library it builds has no link-time OpenCL dependency, runs on
 this machine's OpenCL device (a GPU, else PoCL on the CPU) and, built with the NDK from the
-artifact's CMakeLists.txt, on a phone's GPU driver. A GEMM chain's row block stays in 16 KiB of local memory, and
+artifact's CMakeLists.txt, on a phone's GPU driver (compiled with ``--device adb``, the host side is cross-built for the
+phone's arm64 CPU, as android-cpu is). A GEMM chain's row block stays in 16 KiB of local memory, and
 constant GEMM operands are read in place, not packed.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..codegen.opencl_printer import OpenCLPrinter
+from .android_cpu import ANDROID_CPU
 from .base import SCHEDULE, Target, Toolchain
 from .host import CXX_FLAGS, RUNNER_SOURCES
 
@@ -18,7 +22,7 @@ ANDROID_GPU = Target(
     description="OpenCL 1.2 GPUs (Adreno, Mali; PoCL here): OpenCL C kernels, host code loading the driver at run time",
     toolchain=Toolchain(candidates=("g++", "c++"), flags=CXX_FLAGS, arch_flags=(), link_flags=("-ldl",)),
     printer=OpenCLPrinter,
-    templates=("android-gpu",),
+    templates=("android-gpu", "android-cpu"),  # the latter for the arm64 toolchain file
     kernels=("opencl", ""),
     runtime_sources=("pf_cl.cpp", "pf_model.cpp"),
     runtime_headers=("pf_cl.h", "pf_cl_functions.h", "pf_cl_prelude.h", "pf_model_abi.h", "pf_model.h"),
@@ -29,4 +33,12 @@ ANDROID_GPU = Target(
     # a GEMM chain's row block of the intermediate lives in local memory: 16 KiB fits every GPU
     schedule={**SCHEDULE, "chain_tile_bytes": 16384},
     packs_weights=False,
+    # --device adb: the host side cross-built for the phone's arm64 CPU, as android-cpu builds
+    device_variant={
+        "toolchain": replace(ANDROID_CPU.toolchain, link_flags=(*ANDROID_CPU.toolchain.link_flags, "-ldl")),
+        "loads_here": False,
+        "emulator": ANDROID_CPU.emulator,
+        "artifact_templates": ("CMakeLists.txt", "aarch64-linux-gnu.cmake"),
+        "build_commands": ANDROID_CPU.build_commands,
+    },
 )

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from ..errors import BuildError
@@ -86,12 +86,20 @@ class Target:
     emulator: tuple[str, ...] = ()  # runs its programs here (--device qemu): command and arguments
     build_commands: tuple[str, ...] = ()  # how to build an artifact's sources ({dir}) where polyfuse could not
     packs_weights: bool = True  # constant GEMM operands are packed at load (the CPU GEMM's layout)
+    # For a target whose own build runs here (android-gpu on this machine's OpenCL device): the
+    # fields that differ when the artifact is built for a device reached with --device (a phone,
+    # whose CPU runs the host side), e.g. the cross toolchain. None: the same build serves both.
+    device_variant: Mapping[str, object] | None = None
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z0-9-]+", self.name):  # it is printed into generated code
             raise ValueError(f"target name {self.name!r}: only a-z, 0-9 and '-'")
         if set(self.schedule) != set(SCHEDULE):
             raise ValueError(f"target {self.name}: schedule must set exactly {sorted(SCHEDULE)}")
+
+    def for_device(self) -> "Target":
+        """The record an artifact for ``--device`` is built with (itself when it has no variant)."""
+        return self if self.device_variant is None else replace(self, **self.device_variant, device_variant=None)
 
     def runtime_files(self) -> tuple[str, ...]:
         """Everything copied into an artifact's runtime/ folder."""

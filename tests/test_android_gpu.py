@@ -276,3 +276,17 @@ def test_an_artifact_built_for_here_is_refused_on_a_device(tiny_gpu):
     d, _, _ = tiny_gpu
     with pytest.raises(PolyfuseError, match="built for this machine"):
         polyfuse.load(d, device="adb")
+
+
+@needs_opencl
+def test_a_kernel_that_fails_to_build_is_named_with_its_nodes(tiny_gpu, monkeypatch, tmp_path):
+    """A build error names the kernel it is in and the nodes that kernel fuses, then the log.
+    Broken on purpose: get_local_id, which only kernels (not the prelude) call, is defined as a stray token."""
+    d, _, _ = tiny_gpu
+    monkeypatch.setenv("PF_OPENCL_OPTIONS", "-Dget_local_id=@")
+    monkeypatch.setenv("PF_OPENCL_CACHE", str(tmp_path / "clcache"))
+    with pytest.raises(PolyfuseError) as e:
+        polyfuse.load(d)
+    msg = str(e.value)
+    assert "CL_BUILD_PROGRAM_FAILURE" in msg and "first error in kernel k" in msg and "node(s):" in msg, msg[:2000]
+    assert "error" in msg.split("\n", 1)[1]

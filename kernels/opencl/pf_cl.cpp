@@ -1,5 +1,6 @@
 #include "pf_cl.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,52 @@ void save_binary(PfCl* cl, cl_program p, const std::string& path) {
   if (fclose(f) == 0 && ok) rename(tmp.c_str(), path.c_str());
   else remove(tmp.c_str());
 }
+// The kernel a build log's first error is in: "kernel k12 (Reduction of 3 node(s): ...)", from
+// the first "FILE:LINE:COL" of a log line that names no header (drivers differ in what surrounds
+// it: "<source>:12:3: error", "error: /tmp/x.cl:12:3 ..."), the __kernel line above that line of
+// the program (the sources as one text) and the comment the templates put above it.
+long error_line(const std::string& log) {
+  size_t start = 0;
+  while (start < log.size()) {
+    size_t end = log.find('\n', start);
+    if (end == std::string::npos) end = log.size();
+    const std::string l = log.substr(start, end - start);
+    for (size_t i = 0; i + 1 < l.size(); ++i) {
+      if (l[i] != ':' || !isdigit((unsigned char)l[i + 1])) continue;
+      size_t j = i + 1;
+      while (j < l.size() && isdigit((unsigned char)l[j])) ++j;
+      if (j + 1 < l.size() && l[j] == ':' && isdigit((unsigned char)l[j + 1]) && l.rfind(".h", i) == std::string::npos)
+        return strtol(l.c_str() + i + 1, nullptr, 10);
+    }
+    start = end + 1;
+  }
+  return -1;
+}
+
+std::string locate(const char* const* sources, int count, const std::string& log) {
+  const long line = error_line(log);
+  if (line < 1) return "";
+  std::vector<std::string> lines(1);
+  for (int i = 0; i < count; ++i)
+    for (const char* c = sources[i]; *c; ++c) {
+      if (*c == '\n') lines.emplace_back();
+      else lines.back() += *c;
+    }
+  if (line < 1 || line > (long)lines.size()) return "";
+  for (long i = line - 1; i >= 0; --i) {
+    const std::string& l = lines[i];
+    const size_t k = l.find("__kernel void ");
+    if (k == std::string::npos) continue;
+    std::string name = l.substr(k + 14, l.find('(', k) - k - 14), about;
+    for (long j = i - 1; j >= 0 && lines[j].rfind("// ", 0) == 0; --j) about = lines[j].substr(3) + (about.empty() ? "" : " | " + about);
+    if (about.empty() && i > 0) {  // an attribute line between the comment and the signature
+      for (long j = i - 2; j >= 0 && lines[j].rfind("// ", 0) == 0; --j) about = lines[j].substr(3) + (about.empty() ? "" : " | " + about);
+    }
+    if (about.size() > 300) about = about.substr(0, 300) + "...";
+    return "in kernel " + name + (about.empty() ? "" : " (" + about + ")");
+  }
+  return "in the prelude of helpers";
+}
 }  // namespace
 
 std::string pf_cl_error(const char* what, cl_int code) {
@@ -202,7 +249,9 @@ bool pf_cl_build(PfCl* cl, const char* const* sources, int count, cl_program* ou
     cl->clGetProgramBuildInfo(p, cl->device, kProgramBuildLog, 0, nullptr, &n);
     std::string log(n, '\0');
     cl->clGetProgramBuildInfo(p, cl->device, kProgramBuildLog, n, &log[0], nullptr);
-    *err = pf_cl_error("building the model's OpenCL kernels", rc) + " on " + cl->device_name + ":\n" + log;
+    const std::string where = locate(sources, count, log);
+    *err = pf_cl_error("building the model's OpenCL kernels", rc) + " on " + cl->device_name +
+           (where.empty() ? "" : ", first error " + where) + ":\n" + log;
     cl->clReleaseProgram(p);
     return false;
   }

@@ -34,6 +34,7 @@ def _manifest(comp: Compilation, target: Target) -> dict:
         "inputs": [info(n) for n in g.inputs], "outputs": [info(n) for n in g.outputs],
         "fusion": comp.fusion is not None, "built": comp.library is not None,
         "for_device": target.device_variant is None and get_target(target.name).device_variant is not None,
+        "precision": target.precision,
         "stats": {"onnx_nodes": comp.onnx_nodes, "graph_nodes": len(g.nodes), "kernels": len(comp.lowered.kernels),
                   "distinct_kernels": comp.n_functions, "arena_bytes": comp.plan.arena_bytes,
                   "weights_bytes": comp.plan.weights_bytes},
@@ -73,7 +74,8 @@ def build_artifact(model, directory, *, target: str | Target = "host", shapes=No
 
 
 def compile(model, target: str = "host", *, shapes: dict | None = None, threads: int | None = None,
-            fusion: bool = True, output_dir=None, overwrite: bool = False, device: str | None = None):
+            fusion: bool = True, output_dir=None, overwrite: bool = False, device: str | None = None,
+            precision: str = "fp32"):
     """Compile an ONNX model (path, ``onnx.ModelProto``, bytes, or a polyfuse Graph).
 
     ``shapes`` binds symbolic input dims, e.g. ``{"input_ids": (1, 128)}``; ``threads`` (>= 1)
@@ -85,9 +87,12 @@ def compile(model, target: str = "host", *, shapes: dict | None = None, threads:
     A target whose code does not run in this process (``android-cpu``) needs ``device``:
     ``"qemu"`` (emulated here) or ``"adb"`` / ``"adb:SERIAL"`` (a phone); the result is then a
     DeviceModel whose ``run`` goes through the artifact's pf_run on that device.
+
+    ``precision="fp16"`` (android-gpu) stores intermediates and weights as half precision and
+    computes in float32 (kernel/store_half.py); inputs and outputs stay float32.
     """
     check_threads(threads)
-    t = get_target(target)
+    t = get_target(target).at_precision(precision)
     if device is not None:
         t = t.for_device()  # android-gpu for a phone: the host side cross-built for its CPU
     if not t.loads_here and device is None:

@@ -95,14 +95,14 @@ def time_alternating(fns: dict, repeat: int, warmup: int = 3, settle_s: float = 
 
 
 def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | None = None,
-                target: str = "host") -> str:
+                target: str = "host", precision: str = "fp32") -> str:
     from .api import compile as pf_compile
     from .runtime.model import check_threads
 
     if repeat < 1:
         raise InputError(f"repeat must be >= 1, got {repeat}")
     threads = check_threads(threads) or os.cpu_count() or 1
-    model = pf_compile(path, target, shapes=shapes, threads=threads)
+    model = pf_compile(path, target, shapes=shapes, threads=threads, precision=precision)
     feeds = sample_inputs(model)
     fns = {"polyfuse": lambda: model.run(None, feeds)}
     if vs == "onnxruntime":
@@ -111,7 +111,8 @@ def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | Non
     times = time_alternating(fns, repeat)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     ins = ", ".join(f"{i.name}{list(i.shape)}" for i in model.inputs)
-    lines = [f"{path} ({ins}), target {model.manifest.get('target')}, {threads} threads, median of {repeat}:"]
+    lines = [f"{path} ({ins}), target {model.manifest.get('target')} ({precision}), {threads} threads, "
+             f"median of {repeat}:"]
     lines += [f"  {k:12s} {v:9.3f} ms" for k, v in med.items()]
     if vs == "onnxruntime":
         ours, ref = model.run(None, feeds), sess.run(None, feeds)
@@ -122,7 +123,7 @@ def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | Non
 
 
 def bench_on_device(path, target: str, device: str, shapes=None, threads=None, repeat: int = 20,
-                    vs: str | None = None) -> str:
+                    vs: str | None = None, precision: str = "fp32") -> str:
     """Latency of ``path`` compiled for ``target`` and timed by its own pf_run (``--bench``) on
     ``device``; with ``vs="onnxruntime"``, its outputs are checked against onnxruntime here
     (no speedup: the two run on different machines)."""
@@ -132,7 +133,7 @@ def bench_on_device(path, target: str, device: str, shapes=None, threads=None, r
     if repeat < 1:
         raise InputError(f"repeat must be >= 1, got {repeat}")
     threads = check_threads(threads)
-    model = pf_compile(path, target, shapes=shapes, threads=threads, device=device)
+    model = pf_compile(path, target, shapes=shapes, threads=threads, device=device, precision=precision)
     feeds = sample_inputs(model)
     median, low = model.latency(feeds, repeat)
     lines = [f"{path} ({', '.join(f'{i.name}{list(i.shape)}' for i in model.inputs)}), target {target} on {device}, "

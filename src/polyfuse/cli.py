@@ -56,7 +56,7 @@ def cmd_compile(args) -> int:
     from .api import build_artifact
     from .targets import get as get_target
 
-    target = get_target(args.target)
+    target = get_target(args.target).at_precision(args.precision)
     if args.device:
         target = target.for_device()
     out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
@@ -180,10 +180,10 @@ def cmd_bench(args) -> int:
         if not args.device:
             raise InputError(f"--target {args.target}: its code does not run here; add --device qemu or --device adb")
         print(bench_on_device(args.model, args.target, args.device, shapes=parse_shapes(args.shape),
-                              threads=args.threads, repeat=args.repeat, vs=args.vs))
+                              threads=args.threads, repeat=args.repeat, vs=args.vs, precision=args.precision))
         return 0
     print(bench_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
-                      vs=args.vs, target=args.target))
+                      vs=args.vs, target=args.target, precision=args.precision))
     return 0
 
 
@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="artifact directory (default: MODEL_STEM.TARGET); must be absent or empty")
     c.add_argument("--force", action="store_true",
                    help="replace an existing artifact there (refused if it holds files polyfuse did not write)")
+    c.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                   help="fp16 (android-gpu): intermediates and weights stored as half, arithmetic in float32")
     c.add_argument("--device", metavar="DEVICE", help="build for running on a device (qemu, adb, adb:SERIAL): for "
                    "android-gpu, the host side is cross-built for the phone's arm64 CPU")
     _add_common(c, threads=False)
@@ -231,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=20, help="timed runs of each (default 20)")
     b.add_argument("--target", default="host", help=f"one of: {', '.join(TARGETS)} (default: host)")
     b.add_argument("--device", metavar="DEVICE", help="for a target that does not run here: qemu, adb or adb:SERIAL")
+    b.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="as for compile")
     _add_common(b)
     b.set_defaults(func=cmd_bench)
     return p

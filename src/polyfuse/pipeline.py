@@ -15,6 +15,7 @@ from . import __version__
 from .build.compiler import build_shared_library
 from .build.memory import MemoryPlan, plan_memory
 from .codegen.model import generate
+from .kernel.store_half import store_half
 from .fusion.plan import FusionReport, fuse
 from .frontend import import_onnx
 from .ir import Graph
@@ -104,6 +105,10 @@ def backend(comp: Compilation, target: str | Target = "host", fusion: bool = Tru
     """Kernels, memory plan, code and the native library, for ``target`` (a name or a Target)."""
     target = get_target(target)
     kernels(comp, fusion, target)
+    if target.precision == "fp16":
+        with _Stage(comp, "store_half"):
+            n = store_half(comp.lowered)
+        log.info("fp16: %d float32 tensors and weights stored as half, arithmetic in float32", n)
     with _Stage(comp, "plan_memory"):
         comp.plan = plan_memory(comp.lowered)
     with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):

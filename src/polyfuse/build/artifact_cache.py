@@ -67,7 +67,8 @@ def key(model, *, target, shapes, fusion: bool) -> str | None:
     except (AttributeError, TypeError, ValueError):
         return None  # the frontend reports bad shapes
     return digest("artifact", __version__, _polyfuse_source_digest(), (compiler_id(exe) if (exe := target.toolchain.find()) else "no compiler"),
-                  *target.toolchain.all_flags(), *target.toolchain.link_flags, target.name, shape_key, fusion, h.hexdigest())
+                  *target.toolchain.all_flags(), *target.toolchain.link_flags, target.name, target.precision, shape_key, fusion,
+                  h.hexdigest())
 
 
 def _chunks(model, size: int = 1 << 24):

@@ -20,6 +20,7 @@ CL_TYPES = {
     np.dtype(np.int16): "short", np.dtype(np.int8): "char", np.dtype(np.uint64): "ulong",
     np.dtype(np.uint32): "uint", np.dtype(np.uint16): "ushort", np.dtype(np.uint8): "uchar",
     np.dtype(np.bool_): "bool",
+    np.dtype(np.float16): "half",  # storage only: read with vload_half, written with vstore_half
 }
 _LOWEST = {"float": "(-FLT_MAX)", "long": "LONG_MIN", "int": "INT_MIN", "short": "SHRT_MIN", "char": "CHAR_MIN",
            "ulong": "0", "uint": "0", "ushort": "0", "uchar": "0"}
@@ -58,6 +59,10 @@ class OpenCLPrinter(CPrinter):
         return f"({s})" if i < 0 else s
 
     @staticmethod
+    def element(pointer: str, index: str, type_name: str) -> str:
+        return f"vload_half({index}, {pointer})" if type_name == "half" else f"{pointer}[{index}]"
+
+    @staticmethod
     def buffer_param(k: int, type_name: str) -> str:
         return f"__global {type_name}* restrict p0" if k == 0 else f"__global const {type_name}* restrict p{k}"
 
@@ -74,6 +79,9 @@ class OpenCLPrinter(CPrinter):
         return "NAN"
 
     def cast(self, text: str, type_name: str) -> str:
+        if type_name == "half":
+            raise UnsupportedError("a Cast to float16 inside a kernel is not supported by the android-gpu target "
+                                   "(half is a storage type there)")
         return f"(({type_name})({text}))"
 
     @staticmethod

@@ -101,6 +101,11 @@ class CPrinter:
         return int_literal(i)
 
     @staticmethod
+    def element(pointer: str, index: str, type_name: str) -> str:
+        """The element ``index`` of a buffer of ``type_name`` as a value to compute with."""
+        return f"{pointer}[{index}]"
+
+    @staticmethod
     def buffer_param(k: int, type_name: str) -> str:
         """Kernel parameter ``pK``: p0 is the output, the others are read only."""
         return f"{type_name}* __restrict p0" if k == 0 else f"const {type_name}* __restrict p{k}"

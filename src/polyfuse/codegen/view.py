@@ -102,7 +102,8 @@ class Params:
                 flat = linear(idx, self.graph.values[load.buffer].shape)
                 if sym in always:
                     flat = _hoist_invariant(flat, idx_of, set(inner), pr, hoist)
-                pr.names[sym] = f"{self.param(load.buffer)}[{pr(flat)}]"
+                pr.names[sym] = pr.element(self.param(load.buffer), pr(flat),
+                                           pr.storage_type(self.graph.values[load.buffer].dtype))
                 del pending[sym]
         pr.hoisted = [f"const {pr.INDEX_T} {g} = {text}" for text, g in hoist.items()]
         return pr

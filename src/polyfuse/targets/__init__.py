@@ -16,7 +16,9 @@ def of_artifact(manifest: dict) -> Target | None:
     """The record an artifact was built with (its device variant when the manifest says
     ``for_device``), or None for an unknown target name."""
     t = TARGETS.get(manifest.get("target"))
-    return t.for_device() if t is not None and manifest.get("for_device") else t
+    if t is not None and manifest.get("for_device"):
+        t = t.for_device()
+    return t.at_precision(manifest.get("precision", "fp32")) if t is not None else None
 
 
 def get(target) -> Target:

@@ -33,6 +33,7 @@ ANDROID_GPU = Target(
     # a GEMM chain's row block of the intermediate lives in local memory: 16 KiB fits every GPU
     schedule={**SCHEDULE, "chain_tile_bytes": 16384},
     packs_weights=False,
+    precisions=("fp32", "fp16"),  # fp16: half storage (vload_half / vstore_half), float32 arithmetic
     # --device adb: the host side cross-built for the phone's arm64 CPU, as android-cpu builds
     device_variant={
         "toolchain": replace(ANDROID_CPU.toolchain, link_flags=(*ANDROID_CPU.toolchain.link_flags, "-ldl")),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from ..errors import BuildError
+from ..errors import BuildError, UnsupportedError
 
 
 NDK_VARS = ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT")
@@ -90,12 +90,21 @@ class Target:
     # fields that differ when the artifact is built for a device reached with --device (a phone,
     # whose CPU runs the host side), e.g. the cross toolchain. None: the same build serves both.
     device_variant: Mapping[str, object] | None = None
+    precisions: tuple[str, ...] = ("fp32",)  # storage precisions it offers (fp16: kernel/store_half.py)
+    precision: str = "fp32"  # the one this record compiles with (at_precision)
 
     def __post_init__(self):
         if not re.fullmatch(r"[a-z0-9-]+", self.name):  # it is printed into generated code
             raise ValueError(f"target name {self.name!r}: only a-z, 0-9 and '-'")
         if set(self.schedule) != set(SCHEDULE):
             raise ValueError(f"target {self.name}: schedule must set exactly {sorted(SCHEDULE)}")
+
+    def at_precision(self, precision: str) -> "Target":
+        """This record compiling with ``precision`` ("fp32", "fp16"); UnsupportedError if it has none such."""
+        if precision not in self.precisions:
+            raise UnsupportedError(f"target {self.name}: precision {precision!r} is not supported "
+                                   f"(available: {', '.join(self.precisions)})")
+        return self if precision == self.precision else replace(self, precision=precision)
 
     def for_device(self) -> "Target":
         """The record an artifact for ``--device`` is built with (itself when it has no variant)."""

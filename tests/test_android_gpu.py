@@ -29,6 +29,7 @@ import pytest
 import polyfuse
 from helpers import run_ort
 from polyfuse.errors import PolyfuseError, UnsupportedError
+from test_android_cpu import fake_adb  # noqa: F401 (the fake phone: an adb that runs pf_run under qemu)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "examples" / "tiny_bert.onnx"
@@ -288,23 +289,9 @@ def test_program_binaries_are_cached_and_a_bad_entry_is_rebuilt(tiny_gpu, tmp_pa
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.fixture()
-def fake_phone(tmp_path, monkeypatch):
-    from test_android_cpu import FAKE_ADB
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "adb").write_text(FAKE_ADB)
-    (bin_dir / "adb").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_ADB_ROOT", str(tmp_path / "phone"))
-    monkeypatch.setenv("FAKE_ADB_LOG", str(tmp_path / "adb.log"))
-    return tmp_path
-
-
 @pytest.mark.skipif(not (shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64")),
                     reason="needs g++-aarch64-linux-gnu and qemu-user")
-def test_device_build_is_arm64_pushed_and_asks_the_phone_for_its_driver(fake_phone, tmp_path):
+def test_device_build_is_arm64_pushed_and_asks_the_phone_for_its_driver(fake_adb, tmp_path):
     """With a device, the host side is cross-built for the phone's CPU and pushed with adb. The
     fake phone (qemu-aarch64, no arm64 OpenCL driver in its sysroot) then reports, by pf_run, the
     missing driver: the whole path up to the GPU, and its error, in one message."""
@@ -316,7 +303,7 @@ def test_device_build_is_arm64_pushed_and_asks_the_phone_for_its_driver(fake_pho
     assert (d / "aarch64-linux-gnu.cmake").is_file()
     with pytest.raises(PolyfuseError, match="no OpenCL driver found"):
         m.run(None, feeds)
-    pushed = {Path(line.split("'")[-2]).name for line in (fake_phone / "adb.log").read_text().splitlines()
+    pushed = {Path(line.split("'")[-2]).name for line in (fake_adb / "adb.log").read_text().splitlines()
               if "'push'" in line}
     assert {"libpfmodel.so", "pf_run", "weights.bin"} <= pushed
     with pytest.raises(PolyfuseError, match="another CPU|device"):

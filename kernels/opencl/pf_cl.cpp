@@ -163,10 +163,9 @@ std::string locate(const char* const* sources, int count, const std::string& log
     const size_t k = l.find("__kernel void ");
     if (k == std::string::npos) continue;
     std::string name = l.substr(k + 14, l.find('(', k) - k - 14), about;
-    for (long j = i - 1; j >= 0 && lines[j].rfind("// ", 0) == 0; --j) about = lines[j].substr(3) + (about.empty() ? "" : " | " + about);
-    if (about.empty() && i > 0) {  // an attribute line between the comment and the signature
-      for (long j = i - 2; j >= 0 && lines[j].rfind("// ", 0) == 0; --j) about = lines[j].substr(3) + (about.empty() ? "" : " | " + about);
-    }
+    long j = i - 1;
+    if (j >= 0 && lines[j].rfind("__attribute__", 0) == 0) --j;  // between the comment and the signature
+    for (; j >= 0 && lines[j].rfind("// ", 0) == 0; --j) about = lines[j].substr(3) + (about.empty() ? "" : " | " + about);
     if (about.size() > 300) about = about.substr(0, 300) + "...";
     return "in kernel " + name + (about.empty() ? "" : " (" + about + ")");
   }

@@ -21,11 +21,9 @@ def store_half(model: LoweredModel) -> int:
     """Make float32 intermediates and constants float16 in place; returns how many buffers."""
     g = model.graph
     for k in model.kernels:  # accumulators stay float32 whatever their output is stored as
-        for r in (k, getattr(k, "softmax", None)):
-            if isinstance(r, Reduction) and r.acc_dtype is None and np.dtype(g.values[r.output].dtype) == F32:
-                r.acc_dtype = F32
-        if isinstance(k, Attention) and k.softmax.acc_dtype is None:
-            k.softmax.acc_dtype = F32
+        r = k.softmax if isinstance(k, Attention) else k
+        if isinstance(r, Reduction) and r.acc_dtype is None and np.dtype(g.values[r.output].dtype) == F32:
+            r.acc_dtype = F32
     base = lambda name: model.views.get(name, name)  # noqa: E731 - a view shares its base's memory
     keep = {base(x) for x in (*g.inputs, *g.outputs)}  # the caller's buffers, and what aliases them
     n = 0

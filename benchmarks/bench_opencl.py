@@ -63,7 +63,7 @@ def profile(artifact: Path, feeds: dict, runs: int, work: Path) -> tuple[dict[in
     per = {}
     for line in r.stderr.splitlines():
         if line.startswith("pf_profile "):
-            _, j, _kernel, n, ns = line.split()
+            _, j, _kernel, n, ns, _group = line.split()
             per[int(j)] = int(ns) / int(n) / 1e6
     wall = float(r.stdout.split("median ")[1].split()[0])
     return per, wall

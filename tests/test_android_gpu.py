@@ -153,6 +153,48 @@ def test_op_cases_on_opencl_match_onnxruntime():
     assert len(cases) > 200
 
 
+@needs_opencl
+@pytest.mark.parametrize("cap", [1, 8])
+def test_work_groups_halved_to_fit_the_device_give_the_same_results(tiny_gpu, tmp_path, monkeypatch, cap):
+    """A device that allows fewer work-items per group than a template asks for (a Mali, or a
+    kernel heavy in registers) gets the same kernels in halved work-groups: PF_OPENCL_MAX_WORK_GROUP
+    plays that device. Tiny BERT (attention, GEMM chains, row reductions) through pf_run, whose
+    profile lines show each launch's work-group, and the GEMM, Einsum, reduction, Softmax and
+    LayerNorm op cases (odd sizes) in the Python API, each against onnxruntime."""
+    from test_op_parity import _case_feeds, _close, _merged_model, _ort
+
+    monkeypatch.setenv("PF_OPENCL_MAX_WORK_GROUP", str(cap))
+    d, m, feeds = tiny_gpu
+    args = []
+    for k, v in feeds.items():
+        np.save(tmp_path / f"{k}.npy", v)
+        args += ["--input", f"{k}={tmp_path / f'{k}.npy'}"]
+    r = subprocess.run([str(d / "pf_run"), str(d), *args, "-o", str(tmp_path / "o")], capture_output=True, text=True,
+                       timeout=600, env=dict(os.environ, PF_PROFILE="1"))
+    assert r.returncode == 0, r.stderr
+    groups = [line.split()[5] for line in r.stderr.splitlines() if line.startswith("pf_profile ")]
+    sizes = [int(np.prod([int(x) for x in g.split("x")])) for g in groups]
+    assert len(groups) == m.manifest["stats"]["kernels"] and max(sizes) == cap, groups
+    for name, want in zip(m.output_names, run_ort(onnx.load(TINY), feeds)):
+        assert float(np.max(np.abs(np.load(tmp_path / "o" / f"{name}.npy") - want))) <= ATOL, name
+
+    kinds = {"MatMul", "Gemm", "Einsum", "ReduceSum", "ReduceMean", "ReduceMax", "Softmax", "LayerNormalization"}
+    cases = [c for c in _opencl_cases() if c.op_type in kinds]
+    failures = []
+    for opset in sorted({c.opset for c in cases}):
+        group = [c for c in cases if c.opset == opset]
+        mm = polyfuse.compile(_merged_model(group), "android-gpu")
+        feeds = {k: v for n, c in enumerate(group) for k, v in _case_feeds(c, n).items()}
+        for n, c in enumerate(group):
+            for j, (got, want) in enumerate(zip(mm.run([f"c{n}_out{j}" for j in range(c.num_outputs)], feeds), _ort(c))):
+                try:
+                    _close(got, want, f"{c.id} output {j}")
+                except AssertionError as e:
+                    failures.append(str(e).splitlines()[0])
+    assert not failures, failures
+    assert len(cases) > 50
+
+
 FP16_REL = 4e-3
 
 

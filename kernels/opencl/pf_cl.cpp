@@ -203,6 +203,12 @@ bool pf_cl_open(PfCl* cl, bool profiling, std::string* err) {
   cl->device_name = name;
   cl->clGetDeviceInfo(cl->device, kDeviceMaxWorkGroupSize, sizeof(cl->max_work_group), &cl->max_work_group, nullptr);
   cl->clGetDeviceInfo(cl->device, kDeviceLocalMemSize, sizeof(cl->local_mem), &cl->local_mem, nullptr);
+  // PF_OPENCL_MAX_WORK_GROUP caps the work-groups below the device's own limit (the kernels take
+  // any power-of-two size up to their own): for a driver that over-reports, or to test small ones.
+  if (const char* cap = getenv("PF_OPENCL_MAX_WORK_GROUP")) {
+    const long v = strtol(cap, nullptr, 10);
+    if (v > 0 && (size_t)v < cl->max_work_group) cl->max_work_group = (size_t)v;
+  }
   cl_int rc = 0;
   cl->context = cl->clCreateContext(nullptr, 1, &cl->device, nullptr, nullptr, &rc);
   if (!cl->context) {

@@ -4,7 +4,11 @@ Every node whose inputs are all constant is evaluated with the numpy reference i
 (this folds the Shape -> Gather -> Concat -> Reshape subgraphs exporters emit, once input shapes
 are bound). Every other node gets its output dtype and shape: elementwise ops by broadcasting
 (the dtype from evaluating one element), the rest by evaluating the reference on zeros, so the
-reference is the single source of truth for shape semantics.
+reference is the single source of truth for shape semantics. Where that evaluation would
+touch large tensors (an input of more than EVAL_MAX_ELEMENTS, or an op whose output can be far
+larger than its inputs, like Expand), onnx's own shape inference on the node alone answers
+instead, so compiling a model with multi-GiB intermediates does not allocate them; the
+evaluation remains the fallback when onnx cannot say.
 
 A folded result much larger than the constants it came from (an Expand of a scalar, a large
 ConstantOfShape) stays a computation, so the weights blob does not grow, unless no kernel can
@@ -13,6 +17,8 @@ compute it (a Constant, a float Range: ``ops.info.has_kernel``).
 from __future__ import annotations
 
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper
 
 from ..errors import PolyfuseError, UnsupportedError
 from ..ir import Graph, Node
@@ -20,6 +26,8 @@ from ..ops import reference
 from ..ops.info import OpClass, check_storage_use, const_inputs, has_kernel, op_class, reads_only_shapes
 
 FOLD_MAX_ELEMENTS = 1 << 16  # fold anything up to this size; larger only if no larger than its inputs
+EVAL_MAX_ELEMENTS = 1 << 22  # shape inference by evaluation up to inputs of this size (16 MiB of float32)
+GROWING = frozenset({"Expand", "Tile", "Pad", "Resize", "Upsample", "OneHot", "Einsum", "Range", "ConstantOfShape"})
 
 
 def _evaluate(graph: Graph, node: Node, args: list) -> list[np.ndarray]:
@@ -102,8 +110,43 @@ def _check_shape_inputs(graph: Graph, node: Node) -> None:
                                    "computations fold)")
 
 
+def _infer_by_onnx(graph: Graph, node: Node) -> bool:
+    """Output dtypes and static shapes of ``node`` from onnx.shape_inference on the node alone
+    (constant inputs as initializers); False where onnx cannot give them all."""
+    ins, inits = [], []
+    for name in dict.fromkeys(i for i in node.inputs if i):
+        v = graph.values[name]
+        if v.is_const:
+            inits.append(numpy_helper.from_array(np.asarray(v.const), name))
+        ins.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
+    attrs = {k: numpy_helper.from_array(np.asarray(a)) if isinstance(a, np.ndarray) else a
+             for k, a in node.attrs.items()}
+    try:
+        proto = helper.make_node(node.op_type, node.inputs, node.outputs, domain=node.domain or None, **attrs)
+        g = helper.make_graph([proto], "node", ins, [helper.make_empty_tensor_value_info(o) for o in node.outputs if o],
+                              initializer=inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid(node.domain or "", graph.opset)])
+        out = {v.name: v.type.tensor_type for v in onnx.shape_inference.infer_shapes(m, strict_mode=True).graph.output}
+    except Exception:  # noqa: BLE001 (onnx cannot infer it: evaluate instead)
+        return False
+    found = []
+    for name in (o for o in node.outputs if o):
+        t = out.get(name)
+        if t is None or not t.elem_type or not t.HasField("shape") or \
+                not all(d.HasField("dim_value") for d in t.shape.dim):
+            return False
+        found.append((name, np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)),
+                      tuple(int(d.dim_value) for d in t.shape.dim)))
+    for name, dtype, shape in found:
+        graph.values[name].dtype, graph.values[name].shape = dtype, shape
+    return True
+
+
 def _infer_by_evaluation(graph: Graph, node: Node) -> None:
     _check_shape_inputs(graph, node)
+    big = max((graph.values[i].numel for i in node.inputs if i), default=0) > EVAL_MAX_ELEMENTS
+    if (big or node.op_type in GROWING) and _infer_by_onnx(graph, node):
+        return
     args = []
     for i in node.inputs:
         v = graph.values[i] if i else None

@@ -112,11 +112,12 @@ def _check_shape_inputs(graph: Graph, node: Node) -> None:
 
 def _infer_by_onnx(graph: Graph, node: Node) -> bool:
     """Output dtypes and static shapes of ``node`` from onnx.shape_inference on the node alone
-    (constant inputs as initializers); False where onnx cannot give them all."""
+    (small constant inputs, such as shapes and axes, as initializers; a large one, a weight, by
+    its type alone); False where onnx cannot give them all."""
     ins, inits = [], []
     for name in dict.fromkeys(i for i in node.inputs if i):
         v = graph.values[name]
-        if v.is_const:
+        if v.is_const and v.numel <= FOLD_MAX_ELEMENTS:
             inits.append(numpy_helper.from_array(np.asarray(v.const), name))
         ins.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape))
     attrs = {k: numpy_helper.from_array(np.asarray(a)) if isinstance(a, np.ndarray) else a

@@ -37,9 +37,10 @@ def _const_bound(v) -> float:
     x = v.const
     if x.size == 0:
         return 0.0
-    if np.issubdtype(x.dtype, np.floating):
-        return float(np.max(np.abs(x.astype(np.float64)))) if np.all(np.isfinite(x)) else INF
-    return float(np.max(np.abs(x.astype(np.float64))))
+    lo, hi = x.min(), x.max()  # in place: no float64 copy of a weight (the bound is exact either way)
+    if np.issubdtype(x.dtype, np.floating) and not (np.isfinite(lo) and np.isfinite(hi)):
+        return INF  # a NaN or an infinity
+    return float(max(abs(int(lo) if x.dtype.kind in "iub" else float(lo)), abs(int(hi) if x.dtype.kind in "iub" else float(hi))))
 
 
 def _type_bound(dtype) -> float:

@@ -35,6 +35,7 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"polyfuse.cost": ["profiles/*.json"]},
     ext_modules=[Pybind11Extension("polyfuse._runtime", ["src/polyfuse/runtime/_runtime.cpp"], cxx_std=17,
                                    libraries=["dl"])],
     cmdclass={"build_py": build_py_with_data},

@@ -35,7 +35,7 @@ import onnx
 import polyfuse
 from polyfuse import pipeline
 from polyfuse.bench import ort_session, time_alternating
-from polyfuse.inspect import kernel_bytes, kernel_flops
+from polyfuse.cost.model import kernel_bytes, kernel_flops
 from polyfuse.testing.transformers_export import ARCHS, example_inputs, export_onnx
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -8,3 +8,4 @@ __version__ = "0.1.0"
 
 from .errors import PolyfuseError  # noqa: E402,F401
 from .api import compile, load, CompiledModel  # noqa: E402,F401
+from .cost import estimate  # noqa: E402,F401

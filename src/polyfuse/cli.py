@@ -1,4 +1,4 @@
-"""The ``polyfuse`` command line: compile, run, inspect, bench.
+"""The ``polyfuse`` command line: compile, run, inspect, estimate, bench.
 
 Every expected failure prints one ``polyfuse: error: ...`` line (or a short block for lists) on
 stderr and exits 2; never a traceback. Set POLYFUSE_DEBUG=1 to see tracebacks of internal errors.
@@ -6,6 +6,7 @@ stderr and exits 2; never a traceback. Set POLYFUSE_DEBUG=1 to see tracebacks of
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -172,6 +173,15 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    from .cost import estimate
+
+    est = estimate(args.model, shapes=parse_shapes(args.shape), target=args.target, profile=args.profile,
+                   precision=args.precision, fusion=not args.no_fusion)
+    print(json.dumps(est.to_json(), indent=1) if args.json else est.table(args.top))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import bench_model, bench_on_device
     from .targets import get as get_target
@@ -226,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--html", metavar="FILE", help="... as an interactive HTML page")
     _add_common(i, threads=False)
     i.set_defaults(func=cmd_inspect)
+
+    e = sub.add_parser("estimate", help="predict a model's time after fusion from a device profile, without building it")
+    e.add_argument("model", help=".onnx file")
+    e.add_argument("--target", default="host", help=f"one of: {', '.join(TARGETS)} (default: host)")
+    e.add_argument("--profile", help="a shipped device profile (host-generic, sd865, sd855, kirin980) or a profile "
+                   "JSON file (default: host-generic for host, sd865 for the phone targets)")
+    e.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="as for compile")
+    e.add_argument("--json", action="store_true", help="total_ms and every kernel (name, ops, flops, bytes, bound, ms)")
+    e.add_argument("--top", type=int, default=15, help="kernels listed in the table, slowest first (default 15)")
+    _add_common(e, threads=False)
+    e.set_defaults(func=cmd_estimate)
 
     b = sub.add_parser("bench", help="time a model, optionally against onnxruntime in the same process")
     b.add_argument("model", help=".onnx file")

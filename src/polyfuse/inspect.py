@@ -5,13 +5,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
-from .build.memory import kernel_reads, plan_memory
+from .build.memory import plan_memory
+from .cost.model import kernel_bytes, kernel_flops
 from .errors import InputError
 from .fusion.classify import mapping_type
 from .kernel import lower_graph
-from .kernel.ir import Attention, Contraction, GemmChain
 from .pipeline import frontend, kernels
 from .targets import get as get_target
 
@@ -20,23 +19,6 @@ def intermediate_bytes(lowered) -> int:
     """Bytes of tensors kernels write that are not model outputs (each written once, read again)."""
     outs = set(lowered.graph.outputs)
     return sum(lowered.graph.values[k.output].nbytes for k in lowered.kernels if k.output not in outs)
-
-
-def kernel_flops(k) -> int:
-    """Multiply-adds x 2 of the kernel's matrix products (elementwise work is not counted)."""
-    if isinstance(k, Attention):
-        return kernel_flops(k.scores) + kernel_flops(k.context)
-    if isinstance(k, GemmChain):
-        return kernel_flops(k.first) + kernel_flops(k.second)
-    if isinstance(k, Contraction):
-        return 2 * k.m * k.n * k.k * int(np.prod(k.batch, dtype=np.int64))
-    return 0
-
-
-def kernel_bytes(k, graph) -> int:
-    """Bytes a kernel reads (each distinct buffer once, whole) and writes: a memory-traffic
-    estimate that ignores caches, as the phone papers count it."""
-    return sum(graph.values[b].nbytes for b in set(kernel_reads(k)) | {k.output})
 
 
 def summarize(model, shapes=None, fusion: bool = True, target="host") -> tuple[dict, object, object]:

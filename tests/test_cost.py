@@ -1,0 +1,128 @@
+"""The cost model and ``polyfuse estimate``: device profiles, what each fused kernel is charged,
+and the CLI. Expected numbers are worked out here from the profile's JSON and the shapes (the
+formula of cost/model.py's docstring), not read back from the code under test."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import polyfuse
+from helpers import model
+from polyfuse.cost import load_profile, shipped
+from polyfuse.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "examples" / "tiny_bert.onnx"
+PROFILES = REPO / "src" / "polyfuse" / "cost" / "profiles"
+
+
+def test_every_shipped_profile_loads_for_each_target_it_names():
+    assert {"host-generic", "sd865", "sd855", "kirin980"} <= set(shipped())
+    for name in shipped():
+        doc = json.loads((PROFILES / f"{name}.json").read_text())
+        assert doc["calibrated"] is False and doc["sources"], name  # public specs until calibrated
+        for target, dev in doc["targets"].items():
+            p = load_profile(name, target)
+            assert (p.target, p.peak_gflops, p.bandwidth_gbs) == (target, dev["peak_gflops"], dev["bandwidth_gbs"])
+
+
+def _write(tmp_path, doc) -> Path:
+    path = tmp_path / "p.json"
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return path
+
+
+def _good() -> dict:
+    return json.loads((PROFILES / "sd865.json").read_text())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: "{not json", "not a readable JSON file"),
+    (lambda d: {**d, "format": "other"}, "not a polyfuse device profile"),
+    (lambda d: {**d, "version": 99}, "version 99; this polyfuse reads version 1"),
+    (lambda d: {**d, "targets": {"host": d["targets"]["android-gpu"]}}, "describes no device for target 'android-gpu' (it has: host)"),
+    (lambda d: {**d, "targets": {"android-gpu": {**d["targets"]["android-gpu"], "peak_gflops": -1}}}, "'peak_gflops' must be a positive number"),
+    (lambda d: {**d, "targets": {"android-gpu": {**d["targets"]["android-gpu"], "kinds": {}}}}, "kinds must describe exactly"),
+])
+def test_a_bad_or_foreign_profile_is_one_clear_error(tmp_path, edit, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_profile(_write(tmp_path, edit(_good())), "android-gpu")
+
+
+def test_an_efficiency_above_one_is_refused(tmp_path):
+    d = _good()
+    d["targets"]["android-gpu"]["kinds"]["pointwise"]["memory_efficiency"] = 1.5
+    with pytest.raises(InputError, match="at most 1"):
+        load_profile(_write(tmp_path, d), "android-gpu")
+
+
+def test_a_missing_profile_names_the_shipped_ones():
+    with pytest.raises(InputError, match="not a shipped profile .*sd865"):
+        load_profile("nope", "host")
+
+
+def _matmul(m, k, n):
+    return model([helper.make_node("MatMul", ["a", "w"], ["y"])], [("a", np.float32, [m, k])],
+                 [("y", np.float32, [m, n])], [("w", np.random.default_rng(0).standard_normal((k, n)).astype(np.float32))])
+
+
+@pytest.mark.parametrize("target, profile", [("host", "host-generic"), ("android-gpu", "kirin980"),
+                                             ("android-cpu", "sd855")])
+def test_a_gemm_is_charged_its_flops_bytes_and_the_profile_formula(target, profile):
+    m, k, n = 96, 200, 72
+    est = polyfuse.estimate(_matmul(m, k, n), target=target, profile=profile)
+    (g,) = est.groups
+    dev = json.loads((PROFILES / f"{profile}.json").read_text())["targets"][target]
+    c = dev["kinds"]["contraction"]
+    flops, nbytes, macs = 2 * m * k * n, 4 * (m * k + k * n + m * n), m * k * n
+    compute = flops / (dev["peak_gflops"] * 1e9 * c["compute_efficiency"] * macs / (macs + c["half_work"]))
+    memory = nbytes / (dev["bandwidth_gbs"] * 1e9 * c["memory_efficiency"] * nbytes / (nbytes + c["half_bytes"]))
+    want_ms = (dev["launch_us"] * 1e-6 + max(compute, memory)) * 1e3
+    assert (g.kind, g.flops, g.bytes, g.ops) == ("contraction", flops, nbytes, ["MatMul"])
+    assert g.bound == ("compute" if compute > memory else "memory")
+    assert abs(g.ms - want_ms) <= 1e-9 + 1e-9 * want_ms and abs(est.total_ms - want_ms) <= 1e-9 + 1e-9 * want_ms
+
+
+def test_a_gather_is_charged_the_rows_it_reads_not_the_table():
+    table = np.ones((5000, 64), np.float32)
+    m = model([helper.make_node("Gather", ["t", "ids"], ["y"], axis=0)], [("ids", np.int64, [8])],
+              [("y", np.float32, [8, 64])], [("t", table)])
+    (g,) = polyfuse.estimate(m).groups
+    assert g.bytes == 8 * 64 * 4 + 8 * 8 + 8 * 64 * 4  # rows read, the ids, the output
+
+
+def test_fusion_lowers_the_prediction_and_the_launches():
+    shapes = {"input_ids": (1, 32), "attention_mask": (1, 32), "token_type_ids": (1, 32)}
+    fused = polyfuse.estimate(TINY, shapes=shapes, target="android-gpu")
+    unfused = polyfuse.estimate(TINY, shapes=shapes, target="android-gpu", fusion=False)
+    assert len(fused.groups) < len(unfused.groups) / 3
+    assert fused.total_ms < unfused.total_ms
+    assert sum(g.bytes for g in fused.groups) < sum(g.bytes for g in unfused.groups)
+
+
+def test_estimate_builds_nothing(monkeypatch):
+    from polyfuse import pipeline
+
+    monkeypatch.setattr(pipeline, "build_shared_library", lambda *a, **k: pytest.fail("estimate built code"))
+    assert polyfuse.estimate(TINY, target="host").total_ms > 0
+
+
+def test_cli_estimate_json_and_a_foreign_profile():
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "estimate", str(TINY), "--shape", "input_ids=1,16", "--shape",
+                        "attention_mask=1,16", "--shape", "token_type_ids=1,16", "--target", "android-gpu", "--profile",
+                        "sd855", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["target"] == "android-gpu" and out["profile"]["name"] == "sd855" and not out["profile"]["calibrated"]
+    assert out["launches"] == len(out["groups"]) and out["launches"] <= 20
+    assert abs(sum(g["ms"] for g in out["groups"]) - out["total_ms"]) < 1e-4
+    assert all({"name", "ops", "flops", "bytes", "bound", "ms"} <= set(g) for g in out["groups"])
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "estimate", str(TINY), "--target", "android-gpu", "--profile",
+                        "host-generic"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "describes no device for target 'android-gpu' (it has: host)" in r.stderr, r.stderr

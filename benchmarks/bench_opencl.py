@@ -4,7 +4,7 @@
 
 For each model (transformers' default config, random weights; torchscript exporter, opset 17;
 batch 1 x --seq) this compiles an android-gpu artifact, runs its pf_run --bench N with PF_PROFILE=1
-(every launch's device time from OpenCL profiling events, averaged over the runs) and prints:
+(every launch's device time from OpenCL profiling events, the median over the runs) and prints:
 
 * per kernel kind: launches, device ms, and the achieved GFLOP/s (matrix-product FLOPs only, as
   `polyfuse inspect` counts them) and GB/s (each kernel reads every input buffer and writes its
@@ -50,7 +50,7 @@ def device_name() -> str:
 
 
 def profile(artifact: Path, feeds: dict, runs: int, work: Path) -> tuple[dict[int, float], float]:
-    """(launch -> mean device ms, pf_run's median wall ms) from pf_run --bench with PF_PROFILE=1."""
+    """(launch -> median device ms, pf_run's median wall ms) from pf_run --bench with PF_PROFILE=1."""
     args = []
     for k, v in feeds.items():
         np.save(work / f"{k}.npy", v)
@@ -63,8 +63,8 @@ def profile(artifact: Path, feeds: dict, runs: int, work: Path) -> tuple[dict[in
     per = {}
     for line in r.stderr.splitlines():
         if line.startswith("pf_profile "):
-            _, j, _kernel, n, ns, _group = line.split()
-            per[int(j)] = int(ns) / int(n) / 1e6
+            _, j, _kernel, n, ns = line.split()[:5]
+            per[int(j)] = int(ns) / 1e6  # the median run's
     wall = float(r.stdout.split("median ")[1].split()[0])
     return per, wall
 

@@ -126,3 +126,56 @@ def test_cli_estimate_json_and_a_foreign_profile():
     r = subprocess.run([sys.executable, "-m", "polyfuse", "estimate", str(TINY), "--target", "android-gpu", "--profile",
                         "host-generic"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "describes no device for target 'android-gpu' (it has: host)" in r.stderr, r.stderr
+
+
+def _tiny_npys(tmp_path, seq=16) -> list:
+    args = []
+    with np.load(REPO / "examples" / "tiny_bert_inputs.npz") as f:
+        for k in f.files:
+            np.save(tmp_path / f"{k}.npy", f[k][:, :seq])
+            args += ["--input", f"{k}={tmp_path / f'{k}.npy'}"]
+    return args
+
+
+def test_pf_run_times_every_launch_with_pf_profile(tmp_path):
+    """PF_PROFILE=1: one line per launch, in launch order, naming the kernel function the
+    generated code calls there, with the counted runs (the first, cold one, is not) and a
+    positive median; without it, nothing."""
+    import os
+
+    m = polyfuse.compile(TINY, "host", shapes={"input_ids": (1, 16)}, output_dir=tmp_path / "a")
+    args = _tiny_npys(tmp_path)
+    cmd = [str(tmp_path / "a" / "pf_run"), str(tmp_path / "a"), *args, "-o", str(tmp_path / "o"), "--bench", "5"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ, PF_PROFILE="1"))
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stderr.splitlines() if line.startswith("pf_profile ")]
+    source = (tmp_path / "a" / "model.cpp").read_text()
+    run_body = source[source.index("int pf_run("):source.index("void pf_wake(")]
+    called = [line.split("(")[0].strip() for line in run_body.splitlines() if line.strip().startswith("k") and "(" in line]
+    assert [f[2] for f in lines] == called and len(lines) == m.manifest["stats"]["kernels"]
+    assert [int(f[1]) for f in lines] == list(range(len(lines)))
+    assert all(f[3] == "5" and int(f[4]) > 0 for f in lines), lines
+    cmd[cmd.index("-o") + 1] = str(tmp_path / "o2")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={k: v for k, v in os.environ.items()
+                                                                              if k != "PF_PROFILE"})
+    assert r.returncode == 0 and "pf_profile" not in r.stderr
+
+
+def test_bench_profile_puts_each_launch_beside_its_prediction():
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "bench", str(TINY), "--shape", "input_ids=1,32", "--profile",
+                        "--repeat", "5", "--json", "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    est = polyfuse.estimate(TINY, shapes={"input_ids": (1, 32)})
+    assert [x["name"] for x in out["launches"]] == [g.name for g in est.groups]
+    assert [x["predicted_ms"] for x in out["launches"]] == pytest.approx([g.ms for g in est.groups], rel=1e-4, abs=1e-6)
+    assert all(x["measured_ms"] > 0 for x in out["launches"]) and out["wall_ms"] > 0 and out["threads"] == 1
+    assert out["measured_ms"] == pytest.approx(sum(x["measured_ms"] for x in out["launches"]), rel=1e-4)
+    for x in out["launches"]:
+        assert x["gflops"] == pytest.approx(x["flops"] / x["measured_ms"] / 1e6, rel=1e-2, abs=1e-3)
+
+
+def test_bench_profile_is_refused_for_a_target_that_runs_elsewhere():
+    r = subprocess.run([sys.executable, "-m", "polyfuse", "bench", str(TINY), "--target", "android-cpu", "--profile"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "PF_PROFILE=1" in r.stderr, r.stderr

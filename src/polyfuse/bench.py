@@ -146,3 +146,25 @@ def bench_on_device(path, target: str, device: str, shapes=None, threads=None, r
         err = max(float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0 for a, b in zip(ours, ref))
         lines.append(f"  max abs error vs onnxruntime (on this machine): {err:.3g}")
     return "\n".join(lines)
+
+
+def profile_model(path, shapes=None, threads=None, repeat: int = 20, target: str = "host", precision: str = "fp32",
+                  device_profile=None, as_json: bool = False, top: int = 15) -> str:
+    """``bench --profile``: every launch's time, measured by the artifact's pf_run with
+    PF_PROFILE=1, next to the cost model's prediction (cost/profiler.py)."""
+    import json
+
+    from .api import compile as pf_compile
+    from .cost import estimate
+    from .cost.profiler import compare, measure, table
+    from .runtime.model import check_threads
+
+    if repeat < 1:
+        raise InputError(f"repeat must be >= 1, got {repeat}")
+    threads = check_threads(threads) or os.cpu_count() or 1
+    model = pf_compile(path, target, shapes=shapes, threads=threads, precision=precision)
+    measured = measure(model.directory, sample_inputs(model), repeat, threads)
+    est = estimate(path, shapes=shapes, target=target, profile=device_profile, precision=precision)
+    c = compare(est, measured)
+    c["threads"] = threads
+    return json.dumps(c, indent=1) if as_json else table(c, top)

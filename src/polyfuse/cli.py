@@ -183,9 +183,17 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_model, bench_on_device
+    from .bench import bench_model, bench_on_device, profile_model
     from .targets import get as get_target
 
+    if args.profile:
+        if args.device or not get_target(args.target).loads_here:
+            raise InputError("bench --profile times the launches on this machine; on a device run the artifact's "
+                             "pf_run with PF_PROFILE=1 there")
+        print(profile_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
+                            target=args.target, precision=args.precision, device_profile=args.device_profile,
+                            as_json=args.json))
+        return 0
     if args.device or not get_target(args.target).loads_here:
         if not args.device:
             raise InputError(f"--target {args.target}: its code does not run here; add --device qemu or --device adb")
@@ -255,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--target", default="host", help=f"one of: {', '.join(TARGETS)} (default: host)")
     b.add_argument("--device", metavar="DEVICE", help="for a target that does not run here: qemu, adb or adb:SERIAL")
     b.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="as for compile")
+    b.add_argument("--profile", action="store_true", help="time every launch (the artifact's pf_run with PF_PROFILE=1) "
+                   "and print it next to the cost model's prediction, achieved GFLOP/s and GB/s")
+    b.add_argument("--device-profile", metavar="P", help="with --profile: the device profile the prediction uses "
+                   "(as estimate --profile)")
+    b.add_argument("--json", action="store_true", help="with --profile: every launch as JSON")
     _add_common(b)
     b.set_defaults(func=cmd_bench)
     return p

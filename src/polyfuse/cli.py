@@ -182,6 +182,25 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from .cost.calibrate import calibrate
+
+    out = Path(args.output)
+    if out.is_dir() or (out.exists() and not args.force):
+        raise InputError(f"-o {out}: {'is a folder' if out.is_dir() else 'exists; --force replaces it'}")
+    if not out.parent.is_dir():
+        raise InputError(f"-o {out}: folder {out.parent} does not exist")
+    doc = calibrate(args.target, threads=args.threads, repeat=args.repeat)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    dev = doc["targets"][args.target]
+    print(f"{out}: {dev['device']}: peak {dev['peak_gflops']} GFLOP/s, {dev['bandwidth_gbs']} GB/s, launch "
+          f"{dev['launch_us']} us; fit MAPE per launch: " + ", ".join(f"{k} {v['mape']:.1%} ({v['launches']})"
+                                                                  for k, v in doc["fit"].items()))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import bench_model, bench_on_device, profile_model
     from .targets import get as get_target
@@ -255,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--top", type=int, default=15, help="kernels listed in the table, slowest first (default 15)")
     _add_common(e, threads=False)
     e.set_defaults(func=cmd_estimate)
+
+    k = sub.add_parser("calibrate", help="fit a device profile for the cost model to this machine's kernel times")
+    k.add_argument("--target", default="host", help="a target whose code runs here: host, android-gpu (default host)")
+    k.add_argument("-o", "--output", required=True, help="the profile JSON to write (estimate --profile FILE)")
+    k.add_argument("--force", action="store_true", help="replace an existing file")
+    k.add_argument("--repeat", type=int, default=20, help="timed runs of each calibration model (default 20)")
+    _add_common(k, shapes=False, fusion=False)
+    k.set_defaults(func=cmd_calibrate)
 
     b = sub.add_parser("bench", help="time a model, optionally against onnxruntime in the same process")
     b.add_argument("model", help=".onnx file")

@@ -30,6 +30,7 @@ class KernelCost:
     bytes: int
     bound: str  # "compute", "memory" or "launch"
     ms: float
+    macs: int = 0  # the compute curve's size: multiply-adds of its products (pointwise work otherwise)
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "ops": self.ops, "flops": self.flops, "bytes": self.bytes,
@@ -106,7 +107,7 @@ def kernel_cost(k, graph, profile: DeviceProfile, op_types: dict) -> KernelCost:
     bound = max(times, key=times.get)
     seconds = times["launch"] + max(times["compute"], times["memory"])
     fused = [op_types.get(s, "?") for s in getattr(k, "sources", [])]
-    return KernelCost(k.output, _kind(k), fused, int(work), int(nbytes), bound, seconds * 1e3)
+    return KernelCost(k.output, _kind(k), fused, int(work), int(nbytes), bound, seconds * 1e3, int(macs))
 
 
 def price(lowered, profile: DeviceProfile) -> list[KernelCost]:

@@ -41,5 +41,8 @@ setup(
     cmdclass={"build_py": build_py_with_data},
     install_requires=["numpy>=1.24", "onnx>=1.14", "ml_dtypes>=0.5", "onnxruntime>=1.16", "sympy>=1.12",
                       "networkx>=3.0", "jinja2>=3.1", "pybind11>=2.10"],
+    # polyfuse nas: optuna's NSGA-II sampler (multi-objective search with constraints, kept
+    # up to date by its authors) and matplotlib for pareto.png; Ray runs quality functions on a cluster
+    extras_require={"nas": ["optuna>=5.0", "matplotlib>=3.5"], "ray": ["ray>=2.9"]},
     entry_points={"console_scripts": ["polyfuse = polyfuse.cli:main"]},
 )

@@ -6,7 +6,7 @@ Builds 24 encoders (nas/builder.py: layers 2-12, hidden 128-768, 2-12 heads, fee
 512-3072, sequence 32-256, four MobileBERT-style bottlenecked ones), none of them in the
 calibration set (cost/calibrate.py). For each: the cost model's prediction (polyfuse.estimate,
 no build), then the compiled model's measured latency (the artifact's pf_run --bench, median,
-with PF_PROFILE=1 for each launch's time). Without --profile it first runs polyfuse calibrate
+with PF_PROFILE=1 for each launch's time; the fastest of --rounds passes over all 24 models). Without --profile it first runs polyfuse calibrate
 here. Prints per model predicted and measured ms, then Spearman's rank correlation and the mean
 absolute percentage error of the totals, and the per-launch MAPE; keeps the table in
 benchmarks/results/validate_cost_model.json and a scatter plot (predicted vs measured) in
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--profile", help="a calibrated profile JSON (default: run polyfuse calibrate first)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="timing passes over all models; each keeps its fastest")
     ap.add_argument("--json", type=Path, default=RESULTS / "validate_cost_model.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="validate-") as tmp:
@@ -61,23 +62,29 @@ def main() -> None:
             profile = str(Path(tmp) / "host.json")
             subprocess.run([sys.executable, "-m", "polyfuse", "calibrate", "--threads", str(args.threads), "-o", profile],
                            check=True)
-        rows, per_launch = [], []
-        for n, v in enumerate(VARIANTS):
+        rows, per_launch, built = [], [], []
+        for v in VARIANTS:
             c = EncoderConfig(*v)
             m = build_encoder(c)
             t0 = time.perf_counter()
             est = polyfuse.estimate(m, target="host", profile=profile)
             est_s = time.perf_counter() - t0
             model = polyfuse.compile(m, "host", threads=args.threads, output_dir=Path(tmp) / c.name())
-            got = measure(model.directory, example_feeds(c), args.repeat, args.threads)
-            per_launch += [(g.ms, ms) for g, ms in zip(est.groups, got.launch_ms)]
+            built.append([c, est, est_s, model, None, None])
+        for r in range(args.rounds):  # slow spells of a shared machine last seconds: keep each model's best round
+            for b in built:
+                got = measure(b[3].directory, example_feeds(b[0]), args.repeat, args.threads)
+                b[4] = got.launch_ms if b[4] is None else [min(x, y) for x, y in zip(b[4], got.launch_ms)]
+                b[5] = got.wall_ms if b[5] is None else min(b[5], got.wall_ms)
+            print(f"timing round {r + 1}/{args.rounds} done", flush=True)
+        for n, (c, est, est_s, _model, launch_ms, wall_ms) in enumerate(built):
+            per_launch += [(g.ms, ms) for g, ms in zip(est.groups, launch_ms)]
             rows.append({"config": c.name(), "launches": len(est.groups), "predicted_ms": round(est.total_ms, 4),
-                         "measured_ms": got.wall_ms, "kernels_ms": round(sum(got.launch_ms), 4),
-                         "estimate_s": round(est_s, 3)})
+                         "measured_ms": wall_ms, "kernels_ms": round(sum(launch_ms), 4), "estimate_s": round(est_s, 3)})
             r = rows[-1]
             print(f"[{n + 1:2d}/{len(VARIANTS)}] {c.name():36s} predicted {r['predicted_ms']:9.3f} ms  measured "
                   f"{r['measured_ms']:9.3f} ms  ({r['predicted_ms'] / r['measured_ms'] - 1:+.1%})", flush=True)
-            del model
+        built.clear()
         pred = np.array([r["predicted_ms"] for r in rows])
         meas = np.array([r["measured_ms"] for r in rows])
         pl = np.array(per_launch)

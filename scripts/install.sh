@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
 fi
 
 PY=${PYTHON:-python3}
-"$PY" -m pip install -q --disable-pip-version-check -e .
+"$PY" -m pip install -q --disable-pip-version-check -e ".[nas]"
 if [ "${1:-}" = "--test" ]; then
   "$PY" -m pip install -q --disable-pip-version-check -r requirements-test.txt
 fi

@@ -229,7 +229,7 @@ def test_calibrate_writes_a_profile_estimate_reads(tmp_path, monkeypatch):
     from polyfuse.cost import calibrate as cal
 
     monkeypatch.setattr(cal, "CALIBRATION_SET", ((1, 64, 2, 256, 32, 0), (1, 128, 2, 512, 64, 0)))
-    doc = cal.calibrate("host", threads=1, repeat=3)
+    doc = cal.calibrate("host", threads=1, repeat=3, rounds=2)
     path = tmp_path / "host.json"
     path.write_text(json.dumps(doc))
     est = polyfuse.estimate(TINY, shapes={"input_ids": (1, 16)}, profile=path)

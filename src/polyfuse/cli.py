@@ -201,6 +201,25 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_nas(args) -> int:
+    from .nas import get_space, search
+    from .nas.report import write
+
+    out = Path(args.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # before the search, not after
+        raise InputError(f"-o {out}: exists and is not an empty folder (choose a new one)")
+    executor = "ray" if args.ray is not None else args.executor
+    result = search(get_space(args.space, args.seq), target=args.target, profile=args.profile,
+                    budget_ms=args.budget_ms, trials=args.trials, quality=args.quality, executor=executor,
+                    workers=args.workers, ray_address=args.ray or None, seed=args.seed)
+    write(result, out)
+    best = result.best()
+    print(f"{out}: {len(result.candidates)} candidates, {len(result.pareto())} on the Pareto front within "
+          f"{args.budget_ms:g} ms; best {best.config.name()}: {best.predicted_ms:.3f} ms predicted, quality "
+          f"{best.quality:.4f} (pareto.json, pareto.png, best.onnx)")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import bench_model, bench_on_device, profile_model
     from .targets import get as get_target
@@ -282,6 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--repeat", type=int, default=20, help="timed runs of each calibration model (default 20)")
     _add_common(k, shapes=False, fusion=False)
     k.set_defaults(func=cmd_calibrate)
+
+    n = sub.add_parser("nas", help="search encoder architectures under a latency budget, priced by the cost model")
+    n.add_argument("--space", default="bert", help="search space (default bert)")
+    n.add_argument("--seq", type=int, default=None, help="sequence length of the candidates (default 128)")
+    n.add_argument("--target", default="android-gpu", help=f"one of: {', '.join(TARGETS)} (default android-gpu)")
+    n.add_argument("--profile", help="device profile, as for estimate (default: the target's)")
+    n.add_argument("--budget-ms", type=float, required=True, help="predicted latency budget in ms")
+    n.add_argument("--trials", type=int, default=200, help="candidates to evaluate (default 200)")
+    n.add_argument("--quality", metavar="MODULE:FUNCTION", help="quality of an EncoderConfig, higher is better "
+                   "(default: log10 of the layers' weight count, a documented proxy)")
+    n.add_argument("--executor", choices=["inline", "process"], default="inline",
+                   help="where quality functions run (default inline; process: a process pool of --workers)")
+    n.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run quality functions as Ray tasks: a local Ray by default, or a cluster's address")
+    n.add_argument("--workers", type=int, default=None, help="parallel quality evaluations")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("-o", "--output", required=True, help="new folder for pareto.json, pareto.png and best.onnx")
+    n.set_defaults(func=cmd_nas)
 
     b = sub.add_parser("bench", help="time a model, optionally against onnxruntime in the same process")
     b.add_argument("model", help=".onnx file")

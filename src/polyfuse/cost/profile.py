@@ -4,9 +4,10 @@ A profile names a device (or a phone: one file may describe its CPU for android-
 for android-gpu) and gives, per target: the fp32 peak of the threads polyfuse uses, the memory
 bandwidth, the cost of one kernel launch, and per kernel kind two efficiency curves:
 
-    compute efficiency = compute_efficiency * work / (work + half_work)   (work: multiply-adds)
-    memory efficiency  = memory_efficiency * bytes / (bytes + half_bytes)
+    compute efficiency = compute_efficiency * work^p / (work^p + half_work^p)   (work: multiply-adds)
+    memory efficiency  = memory_efficiency * bytes^p / (bytes^p + half_bytes^p)
 
+(p, the optional ``steepness``, is 1 unless given)
 so a small GEMM or a short pointwise pass gets a smaller share of the peak than a large one.
 Shipped profiles (``polyfuse/cost/profiles/``) come from public specs and published measurements
 and say ``"calibrated": false`` until ``polyfuse calibrate`` fits them on the device.
@@ -34,12 +35,19 @@ class Curve:
     half_work: float
     memory_efficiency: float
     half_bytes: float
+    steepness: float = 1.0  # p: how fast the efficiency rises with size (1: hyperbolic)
 
     def compute(self, work: float) -> float:
-        return self.compute_efficiency * work / (work + self.half_work) if work else self.compute_efficiency
+        return self.compute_efficiency * _rise(work, self.half_work, self.steepness)
 
     def memory(self, nbytes: float) -> float:
-        return self.memory_efficiency * nbytes / (nbytes + self.half_bytes) if nbytes else self.memory_efficiency
+        return self.memory_efficiency * _rise(nbytes, self.half_bytes, self.steepness)
+
+
+def _rise(x: float, half: float, p: float) -> float:
+    """x^p / (x^p + half^p): 0 for nothing, 1/2 at ``half``, towards 1 for large x (1 when x is 0:
+    nothing to do is done at the full rate)."""
+    return 1.0 if not x else 1.0 / (1.0 + (half / x) ** p)
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,8 @@ def _device(d, name: str, target: str, calibrated: bool, where: str) -> DevicePr
         if not isinstance(c, dict):
             raise InputError(f"{at} must be an object")
         curves[k] = Curve(*(_number(c, f, at, positive=f.endswith("efficiency"))
-                            for f in ("compute_efficiency", "half_work", "memory_efficiency", "half_bytes")))
+                            for f in ("compute_efficiency", "half_work", "memory_efficiency", "half_bytes")),
+                          _number(c, "steepness", at) if "steepness" in c else 1.0)
         if curves[k].compute_efficiency > 1 or curves[k].memory_efficiency > 1:
             raise InputError(f"{at}: an efficiency is a share of the peak, at most 1")
     return DeviceProfile(name, target, str(d.get("device", "")), calibrated, _number(d, "peak_gflops", where),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +100,24 @@ def test_cli_nas_writes_the_three_files_and_never_into_a_used_folder(tmp_path):
     r = subprocess.run(cmd[:-1] + [str(tmp_path / "x"), "--budget-ms", "0.0001"], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 2 and "below the fastest candidate" in r.stderr and not (tmp_path / "x").exists()
+
+
+def test_quality_functions_run_as_ray_tasks_on_a_local_ray():
+    """executor='ray' on a local Ray with 2 CPUs: each candidate's quality computed by a task,
+    a raising one failing its candidate only, the same results as inline."""
+    ray = pytest.importorskip("ray")
+
+    def quality(config):  # shipped to the workers by value
+        if config.hidden == 256:
+            raise ValueError("no data for 256")
+        return float(config.params)
+
+    try:
+        r = search(SMALL, target="host", profile="host-generic", budget_ms=1e9, trials=12, seed=2, quality=quality,
+                   executor="ray", workers=2)
+    finally:
+        ray.shutdown()
+    inline = search(SMALL, target="host", profile="host-generic", budget_ms=1e9, trials=12, seed=2, quality=quality)
+    assert [(c.config, c.quality, c.error) for c in r.candidates] == \
+        [(c.config, c.quality, c.error) for c in inline.candidates]
+    assert any(c.error for c in r.candidates) and any(c.quality for c in r.candidates)

@@ -184,7 +184,8 @@ def import_onnx(model, name: str | None = None) -> Graph:
             arr = numpy_helper.to_array(t)
         except Exception as e:
             raise ModelError(f"{where}: initializer {t.name!r} is corrupt ({_short(e)})") from None
-        values[t.name] = Value(t.name, arr.dtype, tuple(arr.shape), np.array(arr, order="C"))
+        # to_array gives a C-ordered array of its own bytes (read-only): no second copy of every weight
+        values[t.name] = Value(t.name, arr.dtype, tuple(arr.shape), arr if arr.flags.c_contiguous else np.array(arr, order="C"))
     inputs = []
     for vi in g.input:
         if vi.name in values:  # an initializer that is also listed as an input: a constant

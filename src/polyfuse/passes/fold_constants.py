@@ -5,10 +5,11 @@ Every node whose inputs are all constant is evaluated with the numpy reference i
 are bound). Every other node gets its output dtype and shape: elementwise ops by broadcasting
 (the dtype from evaluating one element), the rest by evaluating the reference on zeros, so the
 reference is the single source of truth for shape semantics. Where that evaluation would
-touch large tensors (an input of more than EVAL_MAX_ELEMENTS, or an op whose output can be far
-larger than its inputs, like Expand), onnx's own shape inference on the node alone answers
-instead, so compiling a model with multi-GiB intermediates does not allocate them; the
-evaluation remains the fallback when onnx cannot say.
+touch large tensors (an input of more than EVAL_MAX_ELEMENTS, or an output that large of an op
+that can grow its input, like Expand), onnx's own shape inference on the node alone answers
+instead, so compiling a model with multi-GiB intermediates does not allocate them. Everything
+smaller is evaluated (the reference also checks what onnx lets through, such as a Pad cropping
+below zero), and the evaluation remains the fallback when onnx cannot say.
 
 A folded result much larger than the constants it came from (an Expand of a scalar, a large
 ConstantOfShape) stays a computation, so the weights blob does not grow, unless no kernel can
@@ -110,7 +111,7 @@ def _check_shape_inputs(graph: Graph, node: Node) -> None:
                                    "computations fold)")
 
 
-def _infer_by_onnx(graph: Graph, node: Node) -> bool:
+def _infer_by_onnx(graph: Graph, node: Node, least: int = 0) -> bool:
     """Output dtypes and static shapes of ``node`` from onnx.shape_inference on the node alone
     (small constant inputs, such as shapes and axes, as initializers; a large one, a weight, by
     its type alone); False where onnx cannot give them all."""
@@ -138,6 +139,10 @@ def _infer_by_onnx(graph: Graph, node: Node) -> bool:
             return False
         found.append((name, np.dtype(helper.tensor_dtype_to_np_dtype(t.elem_type)),
                       tuple(int(d.dim_value) for d in t.shape.dim)))
+    if any(d < 0 for _, _, shape in found for d in shape):
+        return False  # onnx lets some invalid nodes through (a Pad cropping below zero): the reference says why
+    if max(int(np.prod(shape, dtype=np.int64)) for _, _, shape in found) <= least:
+        return False  # small enough to evaluate: the reference also checks what onnx does not
     for name, dtype, shape in found:
         graph.values[name].dtype, graph.values[name].shape = dtype, shape
     return True
@@ -146,7 +151,8 @@ def _infer_by_onnx(graph: Graph, node: Node) -> bool:
 def _infer_by_evaluation(graph: Graph, node: Node) -> None:
     _check_shape_inputs(graph, node)
     big = max((graph.values[i].numel for i in node.inputs if i), default=0) > EVAL_MAX_ELEMENTS
-    if (big or node.op_type in GROWING) and _infer_by_onnx(graph, node):
+    if (big and _infer_by_onnx(graph, node)) or \
+            (node.op_type in GROWING and _infer_by_onnx(graph, node, least=EVAL_MAX_ELEMENTS)):
         return
     args = []
     for i in node.inputs:

@@ -169,8 +169,8 @@ def test_work_groups_halved_to_fit_the_device_give_the_same_results(tiny_gpu, tm
     for k, v in feeds.items():
         np.save(tmp_path / f"{k}.npy", v)
         args += ["--input", f"{k}={tmp_path / f'{k}.npy'}"]
-    r = subprocess.run([str(d / "pf_run"), str(d), *args, "-o", str(tmp_path / "o")], capture_output=True, text=True,
-                       timeout=600, env=dict(os.environ, PF_PROFILE="1"))
+    r = subprocess.run([str(d / "pf_run"), str(d), *args, "-o", str(tmp_path / "o"), "--bench", "2"],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ, PF_PROFILE="1"))
     assert r.returncode == 0, r.stderr
     groups = [line.split()[5] for line in r.stderr.splitlines() if line.startswith("pf_profile ")]
     sizes = [int(np.prod([int(x) for x in g.split("x")])) for g in groups]

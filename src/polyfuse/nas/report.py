@@ -33,6 +33,11 @@ def _plot(result: Result, path: Path) -> None:
     ax.set_xlabel(f"predicted ms ({result.target}, profile {result.profile})")
     ax.set_ylabel("quality")
     ax.legend(loc="lower right", fontsize=8)
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the log axis' own minor labels overlap
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

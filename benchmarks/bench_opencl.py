@@ -36,6 +36,7 @@ import polyfuse
 from polyfuse import pipeline
 from polyfuse.bench import ort_session, time_alternating
 from polyfuse.cost.model import kernel_bytes, kernel_flops
+from polyfuse.cost.profiler import measure
 from polyfuse.testing.transformers_export import ARCHS, example_inputs, export_onnx
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,26 +50,6 @@ def device_name() -> str:
         return "unknown"
 
 
-def profile(artifact: Path, feeds: dict, runs: int, work: Path) -> tuple[dict[int, float], float]:
-    """(launch -> median device ms, pf_run's median wall ms) from pf_run --bench with PF_PROFILE=1."""
-    args = []
-    for k, v in feeds.items():
-        np.save(work / f"{k}.npy", v)
-        args += ["--input", f"{k}={work / f'{k}.npy'}"]
-    out = work / f"out-{artifact.name}"
-    r = subprocess.run([str(artifact / "pf_run"), str(artifact), *args, "-o", str(out), "--bench", str(runs)],
-                       capture_output=True, text=True, env=dict(os.environ, PF_PROFILE="1"), timeout=3600)
-    if r.returncode != 0:
-        sys.exit(f"bench_opencl: pf_run failed:\n{r.stderr}")
-    per = {}
-    for line in r.stderr.splitlines():
-        if line.startswith("pf_profile "):
-            _, j, _kernel, n, ns = line.split()[:5]
-            per[int(j)] = int(ns) / 1e6  # the median run's
-    wall = float(r.stdout.split("median ")[1].split()[0])
-    return per, wall
-
-
 def bench(arch: str, seq: int, runs: int, work: Path) -> dict:
     path = work / f"{arch}.onnx"
     export_onnx(arch, "default", path, exporter="torchscript", opset=17, seq=seq)
@@ -79,7 +60,8 @@ def bench(arch: str, seq: int, runs: int, work: Path) -> dict:
     model = polyfuse.compile(path, "android-gpu", shapes=shapes, output_dir=art)
     sess = ort_session(path, os.cpu_count() or 1)
     err = max(float(np.max(np.abs(a - b))) for a, b in zip(model.run(None, feeds), sess.run(None, feeds)))
-    per, wall = profile(art, feeds, runs, work)
+    got = measure(art, feeds, runs)  # PF_PROFILE=1: each launch's median device time
+    per, wall = dict(enumerate(got.launch_ms)), got.wall_ms
     ort = time_alternating({"onnxruntime": lambda: sess.run(None, feeds)}, 10)["onnxruntime"]
     ort_ms = statistics.median(ort) * 1e3
     g = comp.graph

@@ -203,11 +203,10 @@ def cmd_calibrate(args) -> int:
 
 def cmd_nas(args) -> int:
     from .nas import get_space, search
-    from .nas.report import write
+    from .nas.report import check_output, write
 
     out = Path(args.output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):  # before the search, not after
-        raise InputError(f"-o {out}: exists and is not an empty folder (choose a new one)")
+    check_output(out)  # before the search, not after
     executor = "ray" if args.ray is not None else args.executor
     result = search(get_space(args.space, args.seq), target=args.target, profile=args.profile,
                     budget_ms=args.budget_ms, trials=args.trials, quality=args.quality, executor=executor,

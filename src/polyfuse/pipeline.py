@@ -85,7 +85,8 @@ def frontend(model, shapes=None) -> Compilation:
 
 
 def kernels(comp: Compilation, fusion: bool = True, target: str | Target = "host") -> Compilation:
-    """Lower to one kernel per node, then fuse for ``target`` (parallel MatMuls first, at graph level)."""
+    """Lower to one kernel per node, then fuse for ``target`` (parallel MatMuls first, at graph level),
+    and with precision fp16 keep float32 intermediates and weights as half (kernel/store_half.py)."""
     target = get_target(target)
     if fusion:
         with _Stage(comp, "fuse_parallel_matmuls"):
@@ -98,6 +99,10 @@ def kernels(comp: Compilation, fusion: bool = True, target: str | Target = "host
         with _Stage(comp, "fuse"):
             comp.fusion = fuse(comp.lowered, target.schedule)
         log.info("fused %d kernels into %d", comp.fusion.kernels_before, comp.fusion.kernels_after)
+    if target.precision == "fp16":
+        with _Stage(comp, "store_half"):
+            n = store_half(comp.lowered)
+        log.info("fp16: %d float32 tensors and weights stored as half, arithmetic in float32", n)
     return comp
 
 
@@ -105,10 +110,6 @@ def backend(comp: Compilation, target: str | Target = "host", fusion: bool = Tru
     """Kernels, memory plan, code and the native library, for ``target`` (a name or a Target)."""
     target = get_target(target)
     kernels(comp, fusion, target)
-    if target.precision == "fp16":
-        with _Stage(comp, "store_half"):
-            n = store_half(comp.lowered)
-        log.info("fp16: %d float32 tensors and weights stored as half, arithmetic in float32", n)
     with _Stage(comp, "plan_memory"):
         comp.plan = plan_memory(comp.lowered)
     with _Stage(comp, "generate", f"generating C++ for {len(comp.lowered.kernels)} kernels"):

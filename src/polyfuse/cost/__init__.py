@@ -61,16 +61,8 @@ def estimate(model, *, shapes=None, target: str = "host", profile=None, precisio
     device ``profile`` describes (a shipped name, a JSON file or a DeviceProfile; default: the
     target's, see cost/profile.py DEFAULTS)."""
     t = get_target(target).at_precision(precision)
-    prof = profile if isinstance(profile, DeviceProfile) else load_profile(profile, t.name)
-    if prof.target != t.name:
-        from ..errors import InputError
-
-        raise InputError(f"profile {prof.name!r} describes {prof.target}, not {t.name}")
+    prof = load_profile(profile, t.name)
     comp = kernels(frontend(model, shapes), fusion, t)
-    if t.precision == "fp16":
-        from ..kernel.store_half import store_half
-
-        store_half(comp.lowered)
     return Estimate(comp.graph.name, t.name, t.precision, prof, price(comp.lowered, prof))
 
 

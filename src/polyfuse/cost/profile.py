@@ -61,10 +61,6 @@ class DeviceProfile:
     launch_us: float
     curves: dict  # kind -> Curve
 
-    def to_json(self) -> dict:
-        return {"device": self.device, "peak_gflops": self.peak_gflops, "bandwidth_gbs": self.bandwidth_gbs,
-                "launch_us": self.launch_us, "kinds": {k: vars(c) for k, c in self.curves.items()}}
-
 
 def shipped() -> list[str]:
     return sorted(p.stem for p in SHIPPED.glob("*.json"))
@@ -98,9 +94,13 @@ def _device(d, name: str, target: str, calibrated: bool, where: str) -> DevicePr
                          _number(d, "bandwidth_gbs", where), _number(d, "launch_us", where, positive=False), curves)
 
 
-def load_profile(spec: str | Path | None, target: str) -> DeviceProfile:
-    """The profile ``spec`` (a shipped name such as ``sd865``, or a JSON file) for ``target``;
-    None: the default for the target."""
+def load_profile(spec: "str | Path | DeviceProfile | None", target: str) -> DeviceProfile:
+    """The profile ``spec`` (a shipped name such as ``sd865``, a JSON file, or a DeviceProfile
+    already loaded) for ``target``; None: the default for the target."""
+    if isinstance(spec, DeviceProfile):
+        if spec.target != target:
+            raise InputError(f"profile {spec.name!r} describes {spec.target}, not {target}")
+        return spec
     if spec is None:
         spec = DEFAULTS.get(target)
         if spec is None:

@@ -3,7 +3,8 @@
 The artifact's own pf_run runs the model ``repeat`` times with PF_PROFILE=1; the generated code
 times every launch (host and android-cpu: a steady clock around each kernel call; android-gpu:
 OpenCL profiling events) and prints one ``pf_profile <launch> <kernel> <runs> <median ns>`` line
-per launch when it exits (the first run, cold, not counted). Launch j is the cost model's group j (both follow the fused kernel order).
+per launch when it exits (the first run, cold, not counted). Launch j is the cost model's group
+j (both follow the fused kernel order).
 """
 from __future__ import annotations
 
@@ -42,9 +43,9 @@ def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = Non
         raise InputError(f"{directory}: has no pf_run to profile with (an artifact for a device: profile there)")
     with tempfile.TemporaryDirectory(prefix="polyfuse-profile-") as tmp:
         args = []
-        for name, value in feeds.items():
-            np.save(Path(tmp) / f"in{len(args)}.npy", value)
-            args += ["--input", f"{name}={Path(tmp) / f'in{len(args)}.npy'}"]
+        for i, (name, value) in enumerate(feeds.items()):
+            np.save(Path(tmp) / f"in{i}.npy", value)
+            args += ["--input", f"{name}={Path(tmp) / f'in{i}.npy'}"]
         cmd = [str(runner), str(directory), *args, "-o", str(Path(tmp) / "out"), "--bench", str(repeat)]
         if threads:
             cmd += ["--threads", str(threads)]

@@ -11,7 +11,11 @@ from ..errors import InputError
 from .builder import build_encoder
 from .search import Result
 
-FILES = ("pareto.json", "pareto.png", "best.onnx")
+def check_output(out: Path) -> None:
+    """``out`` must be absent or an empty folder (checked before a search, and again when writing)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"-o {out}: exists and is not an empty folder (choose a new one)")
 
 
 def _plot(result: Result, path: Path) -> None:
@@ -46,8 +50,7 @@ def _plot(result: Result, path: Path) -> None:
 def write(result: Result, out: Path) -> Path:
     """The three files into ``out`` (absent or empty), written in a sibling folder first."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"-o {out}: exists and is not an empty folder (choose a new one)")
+    check_output(out)
     best = result.best()
     if best is None:
         raise InputError(f"no candidate within {result.budget_ms:g} ms had a quality (all failed or over budget): "

@@ -157,7 +157,7 @@ def search(space: Space, *, target: str, profile=None, budget_ms: float, trials:
     if not budget_ms > 0:
         raise InputError(f"the latency budget must be a positive number of ms, got {budget_ms}")
     space.check()
-    prof = load_profile(profile, target) if not hasattr(profile, "curves") else profile
+    prof = load_profile(profile, target)
     latency = LatencyModel(target, prof)
     fastest = space.smallest()
     fastest_ms = latency(fastest)

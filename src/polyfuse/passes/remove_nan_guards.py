@@ -40,7 +40,8 @@ def _const_bound(v) -> float:
     lo, hi = x.min(), x.max()  # in place: no float64 copy of a weight (the bound is exact either way)
     if np.issubdtype(x.dtype, np.floating) and not (np.isfinite(lo) and np.isfinite(hi)):
         return INF  # a NaN or an infinity
-    return float(max(abs(int(lo) if x.dtype.kind in "iub" else float(lo)), abs(int(hi) if x.dtype.kind in "iub" else float(hi))))
+    exact = int if x.dtype.kind in "iub" else float  # int: |INT64_MIN| without overflow
+    return float(max(abs(exact(lo)), abs(exact(hi))))
 
 
 def _type_bound(dtype) -> float:

@@ -63,6 +63,13 @@ static inline std::common_type_t<A, B> pf_select(C c, A a, B b) {
   return c ? a : b;
 }
 
+// a && b and a || b with both operands computed, for the same reason: gcc 12.2 vectorises the
+// short-circuit forms over uint8_t (bool) loads with masked loads, wrongly on AVX-512BW hosts.
+template <class A, class B>
+static inline bool pf_and(A a, B b) { return bool(a) & bool(b); }
+template <class A, class B>
+static inline bool pf_or(A a, B b) { return bool(a) | bool(b); }
+
 // a * b + c rounded once where the CPU has FMA (the generated code is built with
 // -ffp-contract=off, so the compiler never fuses on its own), else twice.
 static inline float pf_fma(float a, float b, float c) {

@@ -17,14 +17,15 @@ from onnx import helper, numpy_helper, TensorProto
 import polyfuse
 from polyfuse.build.compiler import cxx
 from polyfuse.testing.oracle import run_ort
+from polyfuse.testing.gen.core import Graph
+from polyfuse.testing.fuzz import check
 
 HERE = __import__("pathlib").Path(__file__).parent / "compiler_bugs"
 
 
-def _build_and_run(tmp_path, flags) -> str:
+def _build_and_run(tmp_path, flags, source="gcc12_select_of_loads.cpp") -> str:
     exe = tmp_path / "repro"
-    subprocess.run([cxx(), *flags, str(HERE / "gcc12_select_of_loads.cpp"), "-o", str(exe)], check=True,
-                   capture_output=True)
+    subprocess.run([cxx(), *flags, str(HERE / source), "-o", str(exe)], check=True, capture_output=True)
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     return r.stdout.strip().splitlines()[-1]
 
@@ -51,3 +52,37 @@ def test_polyfuse_concat_reads_no_load_under_a_condition(tmp_path):
     stores = [ln for ln in src.splitlines() if ln.strip().startswith("p0[")]
     assert len(stores) == 3, stores  # one loop nest per Concat piece
     assert not any(re.search(r"\?[^:]*p\d\[", ln) for ln in stores), stores
+
+
+def _avx512bw() -> bool:
+    try:
+        return "avx512bw" in open("/proc/cpuinfo").read().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or not _avx512bw(), reason="the reproducer needs an AVX-512BW host")
+def test_and_reproducer_is_right_at_O2_and_right_or_the_documented_miscompile_at_O3(tmp_path):
+    flags = ["-mavx512f", "-mavx512bw"]
+    assert _build_and_run(tmp_path, ["-O2", *flags], "gcc12_and_of_loads.cpp") == "0 wrong"
+    assert _build_and_run(tmp_path, ["-O3", *flags], "gcc12_and_of_loads.cpp") in ("0 wrong", "64 wrong")
+
+
+def test_polyfuse_and_or_read_both_operands_unconditionally(tmp_path):
+    """The graph the And reproducer came from (bool[65, 7, 1] inputs), with an Or beside it. The
+    short-circuit && and || put the second operand's load under a condition: on an AVX-512BW host
+    gcc 12.2 gave True && True = False for 15 of 18 such elements. Checked against onnxruntime
+    (exact: booleans), fused and unfused, and in the source: no && or || beside a load."""
+    shape = [65, 7, 1]
+    vi = [helper.make_tensor_value_info(n, TensorProto.BOOL, shape) for n in "abc"]
+    g = helper.make_graph([helper.make_node("And", ["a", "b"], ["y"]), helper.make_node("Or", ["a", "c"], ["z"])],
+                          "and_or", vi, [helper.make_tensor_value_info(n, TensorProto.BOOL, shape) for n in "yz"])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    rng = np.random.default_rng(771)
+    feeds = {"a": rng.random(shape) < 0.05, "b": rng.random(shape) < 0.5, "c": rng.random(shape) < 0.1}
+    fused, unfused = check({"andor": Graph(m, feeds)})["andor"]
+    assert fused.kind == "ok", fused.detail
+    assert unfused.kind == "ok", unfused.detail
+    polyfuse.compile(m, output_dir=tmp_path / "art")
+    loads = [ln for ln in (tmp_path / "art" / "model.cpp").read_text().splitlines() if re.search(r"p\d\[", ln)]
+    assert loads and not any("&&" in ln or "||" in ln for ln in loads), loads

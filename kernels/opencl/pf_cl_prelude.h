@@ -98,4 +98,6 @@ long pf_reflect(long i, long n) {
 long pf_floordiv(long a, long b) { const long q = a / b; return q - (a % b != 0 && a < 0); }
 long pf_wrapmod(long i, long n) { i = i % n; return i < 0 ? i + n : i; }
 #define pf_select(c, a, b) ((c) ? (a) : (b))
+#define pf_and(a, b) ((a) && (b))
+#define pf_or(a, b) ((a) || (b))
 )PFCL";

@@ -28,6 +28,7 @@ _CALLS = {F.Pow: "pf_pow", F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.
           F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod", F.TruncMod: "pf_trunc_mod", F.FloorMod: "pf_floor_mod"}
 _INFIX = {F.Less: "<", F.Greater: ">", F.LessEq: "<=", F.GreaterEq: ">=", F.Equal: "==",
           F.LogicalAnd: "&&", F.LogicalOr: "||"}
+_NO_SHORT_CIRCUIT = {F.LogicalAnd: "pf_and", F.LogicalOr: "pf_or"}
 
 
 def c_type(dtype) -> str:
@@ -73,7 +74,9 @@ class CPrinter:
     ``guarded``: the load symbols whose index may be out of range where a Select does not take
     them (kernel/bounds.py), or None when unknown. A Select whose branches read no guarded load
     prints as ``pf_select(c, a, b)``, which evaluates both: a blend, never a conditional (masked)
-    load, which gcc 12 vectorises wrongly in some loops (tests/compiler_bugs/)."""
+    load, which gcc 12 vectorises wrongly in some loops (tests/compiler_bugs/). For the same
+    reason And and Or whose second operand reads no guarded load print as ``pf_and(a, b)`` and
+    ``pf_or(a, b)``, not as the short-circuit ``&&`` and ``||``."""
 
     TYPES = C_TYPES
     UNARY = _UNARY
@@ -207,6 +210,8 @@ class CPrinter:
             return f"{self.UNARY[f]}({args[0]})"
         if f in self.CALLS:
             return f"{self.CALLS[f]}({', '.join(args)})"
+        if f in _NO_SHORT_CIRCUIT and self._unguarded(e.args[1:]):
+            return f"{_NO_SHORT_CIRCUIT[f]}({args[0]}, {args[1]})"
         if f in self.INFIX:
             return f"({args[0]} {self.INFIX[f]} {args[1]})"
         if f is F.LogicalNot:
@@ -216,7 +221,7 @@ class CPrinter:
         if f is F.Use:
             return args[0]
         if f is F.Select:
-            if self.guarded is not None and not (set().union(*(a.free_symbols for a in e.args[1:])) & self.guarded):
+            if self._unguarded(e.args[1:]):
                 return f"pf_select({', '.join(args)})"
             return f"({args[0]} ? {args[1]} : {args[2]})"
         if f is F.Cast:
@@ -227,6 +232,10 @@ class CPrinter:
         if f is F.Encode:
             return f"{NARROW_TYPES[int(e.args[1])].encode}({args[0]}, {'true' if e.args[2] else 'false'}, {args[3]})"
         raise NotImplementedError(f"no C++ for {f}")
+
+    def _unguarded(self, exprs) -> bool:
+        """Whether evaluating ``exprs`` everywhere reads no load that may be out of range."""
+        return self.guarded is not None and not (set().union(*(a.free_symbols for a in exprs)) & self.guarded)
 
     def cast(self, text: str, type_name: str) -> str:
         return f"static_cast<{type_name}>({text})"

@@ -62,6 +62,8 @@ def cmd_compile(args) -> int:
         target = target.for_device()
     out = Path(args.output or f"{Path(args.model).stem}.{args.target}")
     t0 = time.perf_counter()
+    if args.tune is not None:
+        return _compile_tuned(args, target, out, t0)
     path, manifest, comp = build_artifact(args.model, out, target=target, shapes=parse_shapes(args.shape),
                                           fusion=not args.no_fusion, overwrite=args.force)
     st = manifest["stats"]
@@ -84,6 +86,23 @@ def cmd_compile(args) -> int:
         print(f"no compiler for {t.name} here ({t.toolchain.install_hint}); build the library and pf_run with one of:")
         for cmd in t.build_commands:
             print("  " + cmd.format(dir=shlex.quote(str(path))))
+    return 0
+
+
+def _compile_tuned(args, target, out, t0) -> int:
+    from .tune import table, tune
+
+    if args.device or args.no_fusion:
+        raise InputError("--tune builds and times fused variants on this machine: not with --device or --no-fusion")
+    path, manifest, ranked = tune(args.model, out, target=target, shapes=parse_shapes(args.shape), k=args.tune,
+                                  seconds=args.tune_time, repeat=args.tune_repeat, profile=args.tune_profile,
+                                  overwrite=args.force)
+    tuning = manifest["tuning"]
+    print(f"tuned {manifest['model_name']} for {target.name} (cost model: profile {tuning['profile']}; "
+          f"pf_run medians of {tuning['rounds']} rounds x {tuning['repeat']} runs):")
+    print(table(ranked, tuning["chosen"]))
+    print(f"kept {tuning['chosen']}: {manifest['stats']['kernels']} kernel launches, {time.perf_counter() - t0:.1f} s")
+    print(f"artifact: {path}")
     return 0
 
 
@@ -259,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp16 (android-gpu): intermediates and weights stored as half, arithmetic in float32")
     c.add_argument("--device", metavar="DEVICE", help="build for running on a device (qemu, adb, adb:SERIAL): for "
                    "android-gpu, the host side is cross-built for the phone's arm64 CPU")
+    c.add_argument("--tune", nargs="?", type=int, const=3, default=None, metavar="K",
+                   help="build the K (default 3) schedule variants the cost model predicts fastest, and the "
+                   "default, time them here and keep the fastest")
+    c.add_argument("--tune-time", type=float, default=600, metavar="S",
+                   help="with --tune: start no new variant build after S seconds (default 600)")
+    c.add_argument("--tune-repeat", type=int, default=10, metavar="N", help="with --tune: timed runs per round (default 10)")
+    c.add_argument("--tune-profile", metavar="P", help="with --tune: the device profile that ranks the variants "
+                   "(default: the target's, as for estimate)")
     _add_common(c, threads=False)
     c.set_defaults(func=cmd_compile)
 

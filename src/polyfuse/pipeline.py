@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import __version__
@@ -39,6 +40,17 @@ class Compilation:
     cached: bool = False
     fusion: FusionReport | None = None
     timings: dict = field(default_factory=dict)
+
+
+@contextmanager
+def quiet():
+    """The stages' progress messages off (warnings stay), for callers that compile many variants."""
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class _Stage:
@@ -88,7 +100,7 @@ def kernels(comp: Compilation, fusion: bool = True, target: str | Target = "host
     """Lower to one kernel per node, then fuse for ``target`` (parallel MatMuls first, at graph level),
     and with precision fp16 keep float32 intermediates and weights as half (kernel/store_half.py)."""
     target = get_target(target)
-    if fusion:
+    if fusion and target.schedule["parallel_matmuls"]:
         with _Stage(comp, "fuse_parallel_matmuls"):
             fuse_parallel_matmuls(comp.graph)
             eliminate_dead_code(comp.graph)  # the separate weights are no longer read

@@ -1,6 +1,6 @@
 """Whole-compilation cache: recompiling an unchanged model copies its earlier artifact.
 
-The key is a hash of the model file's bytes, the options (target, shapes, fusion), the compiler
+The key is a hash of the model file's bytes, the options (target and its schedule, shapes, fusion), the compiler
 and its flags, and polyfuse's own source (Python, templates, kernels), so any change to any of
 them compiles afresh. Models whose tensors live in external data files are not cached (their
 bytes are not all in the key). Large files are hard-linked between the cache and artifacts
@@ -67,7 +67,7 @@ def key(model, *, target, shapes, fusion: bool) -> str | None:
     except (AttributeError, TypeError, ValueError):
         return None  # the frontend reports bad shapes
     return digest("artifact", __version__, _polyfuse_source_digest(), (compiler_id(exe) if (exe := target.toolchain.find()) else "no compiler"),
-                  *target.toolchain.all_flags(), *target.toolchain.link_flags, target.name, target.precision, shape_key, fusion,
+                  *target.toolchain.all_flags(), *target.toolchain.link_flags, target.name, target.precision, sorted(target.schedule.items()), shape_key, fusion,
                   h.hexdigest())
 
 

@@ -170,7 +170,7 @@ def render_attention(k: Attention, graph, target, packer=no_packing) -> Rendered
         rpr.names[TILE] = f"s[{col}]"
         last = stages[-1]
         last["step"] = f"{{ const {rpr.type_name(np.float32)} t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
-    nrb = -(-s.m // target.schedule["attention_rows"])  # query-row blocks per batch entry, (nearly) equal
+    nrb = -(-s.m // (target.schedule["attention_rows"] or s.m))  # query-row blocks per batch entry, (nearly) equal
     body, inverses = _hoist_inverses(body, r.stages, rpr, acc_t)
     return params.render("attention.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,

@@ -63,7 +63,7 @@ def estimate(model, *, shapes=None, target: str = "host", profile=None, precisio
     t = get_target(target).at_precision(precision)
     prof = load_profile(profile, t.name)
     comp = kernels(frontend(model, shapes), fusion, t)
-    return Estimate(comp.graph.name, t.name, t.precision, prof, price(comp.lowered, prof))
+    return Estimate(comp.graph.name, t.name, t.precision, prof, price(comp.lowered, prof, t.schedule))
 
 
 __all__ = ["Estimate", "KernelCost", "DeviceProfile", "estimate", "load_profile", "shipped"]

@@ -74,14 +74,34 @@ def _reads(k, inner=frozenset()) -> dict:
     return out
 
 
-def kernel_bytes(k, graph) -> int:
+def kernel_bytes(k, graph, schedule=None) -> int:
     """Bytes a kernel reads (each distinct buffer once, at most as many elements as it iterates
-    over) and writes: a memory-traffic estimate that ignores caches, as the phone papers count it."""
+    over) and writes: a memory-traffic estimate that ignores caches, as the phone papers count it.
+    With the target's ``schedule``, a kernel that works in blocks of rows also re-reads what each
+    block needs (``rereads``)."""
     total = graph.values[k.output].nbytes
     for b, n in _reads(k).items():
         v = graph.values[b]
         total += v.nbytes if n is None else min(v.nbytes, n * v.nbytes // max(1, v.numel))
-    return int(total)
+    return int(total) + (rereads(k, graph, schedule) if schedule is not None else 0)
+
+
+def rereads(k, graph, schedule) -> int:
+    """Bytes read again per block of rows beyond the first: a GEMM chain re-reads its second
+    weights for every block of ``rows_per_block`` rows; an attention whose target splits it into
+    blocks of ``schedule["attention_rows"]`` query rows (0: it does not) re-reads its batch
+    entry's K and V for every block. These are what the schedule's tile knobs trade against
+    parallelism and cache use (``polyfuse compile --tune``)."""
+    if isinstance(k, GemmChain):
+        blocks = -(-k.first.m // k.rows_per_block)
+        return (blocks - 1) * k.second.k * k.second.n * np.dtype(graph.values[k.second.b].dtype).itemsize
+    if isinstance(k, Attention) and schedule["attention_rows"]:
+        s, c = k.scores, k.context
+        blocks = -(-s.m // schedule["attention_rows"])
+        per_block = s.n * s.k * np.dtype(graph.values[s.b].dtype).itemsize + \
+            c.k * c.n * np.dtype(graph.values[c.b].dtype).itemsize
+        return (blocks - 1) * int(np.prod(s.batch, dtype=np.int64)) * per_block
+    return 0
 
 
 def kernel_work(k) -> int:
@@ -97,8 +117,8 @@ def _kind(k) -> str:
     return type(k).__name__.lower()
 
 
-def kernel_cost(k, graph, profile: DeviceProfile, op_types: dict) -> KernelCost:
-    work, nbytes = kernel_work(k), kernel_bytes(k, graph)
+def kernel_cost(k, graph, profile: DeviceProfile, op_types: dict, schedule=None) -> KernelCost:
+    work, nbytes = kernel_work(k), kernel_bytes(k, graph, schedule)
     curve = profile.curves[_kind(k)]
     macs = kernel_flops(k) // 2 if isinstance(k, (Contraction, Attention, GemmChain)) else work
     times = {"launch": profile.launch_us * 1e-6,
@@ -110,9 +130,10 @@ def kernel_cost(k, graph, profile: DeviceProfile, op_types: dict) -> KernelCost:
     return KernelCost(k.output, _kind(k), fused, int(work), int(nbytes), bound, seconds * 1e3, int(macs))
 
 
-def price(lowered, profile: DeviceProfile) -> list[KernelCost]:
+def price(lowered, profile: DeviceProfile, schedule=None) -> list[KernelCost]:
+    """Each kernel of ``lowered`` priced by ``profile``; ``schedule``: the target's (re-reads)."""
     op_types = {n.name: n.op_type for n in lowered.graph.nodes}
-    return [kernel_cost(k, lowered.graph, profile, op_types) for k in lowered.kernels]
+    return [kernel_cost(k, lowered.graph, profile, op_types, schedule) for k in lowered.kernels]
 
 
-__all__ = ["KernelCost", "kernel_bytes", "kernel_cost", "kernel_flops", "kernel_work", "price"]
+__all__ = ["KernelCost", "kernel_bytes", "kernel_cost", "kernel_flops", "kernel_work", "price", "rereads"]

@@ -36,8 +36,9 @@ def parse_profile(stderr: str) -> list[float]:
     return [per[j] for j in sorted(per)]
 
 
-def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = None) -> Measured:
-    """Run the artifact's pf_run ``repeat`` times on ``feeds`` with PF_PROFILE=1."""
+def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = None, profile: bool = True) -> Measured:
+    """Run the artifact's pf_run ``repeat`` times on ``feeds`` (with PF_PROFILE=1 unless not ``profile``:
+    then launch_ms is empty)."""
     runner = Path(directory) / "pf_run"
     if not runner.is_file():
         raise InputError(f"{directory}: has no pf_run to profile with (an artifact for a device: profile there)")
@@ -49,7 +50,7 @@ def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = Non
         cmd = [str(runner), str(directory), *args, "-o", str(Path(tmp) / "out"), "--bench", str(repeat)]
         if threads:
             cmd += ["--threads", str(threads)]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PF_PROFILE="1"), timeout=3600)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PF_PROFILE="1" if profile else "0"), timeout=3600)
     if r.returncode != 0:
         raise InputError(f"{runner}: failed while profiling: {r.stderr.strip()[-2000:]}")
     try:

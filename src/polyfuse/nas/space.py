@@ -9,7 +9,6 @@ graphs price any depth (the test checks it against a direct estimate).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from ..errors import InputError
@@ -87,17 +86,13 @@ class LatencyModel:
 
     def __call__(self, c: EncoderConfig) -> float:
         from ..cost import estimate
+        from ..pipeline import quiet
 
         key = (c.hidden, c.heads, c.intermediate, c.seq, c.bottleneck)
         if key not in self._per_shape:
-            log = logging.getLogger("polyfuse")
-            level = log.level
-            log.setLevel(max(level, logging.WARNING))  # the compiler's stage messages, twice per shape: not here
-            try:
+            with quiet():  # the compiler's stage messages, twice per shape: not here
                 one, two = (estimate(build_encoder(EncoderConfig(n, *key[:4], key[4]), seed=0), target=self.target,
                                      profile=self.profile).total_ms for n in (1, 2))
-            finally:
-                log.setLevel(level)
             self._per_shape[key] = (one, two - one)
         base, per_layer = self._per_shape[key]
         return base + (c.layers - 1) * per_layer

@@ -30,8 +30,9 @@ ANDROID_GPU = Target(
     vector_bits=None,
     fp16=False,
     loads_here=True,
-    # a GEMM chain's row block of the intermediate lives in local memory: 16 KiB fits every GPU
-    schedule={**SCHEDULE, "chain_tile_bytes": 16384},
+    # a GEMM chain's row block of the intermediate lives in local memory: 16 KiB fits every GPU;
+    # attention is one work-group per query row, not blocks of rows
+    schedule={**SCHEDULE, "chain_tile_bytes": 16384, "attention_rows": 0},
     packs_weights=False,
     precisions=("fp32", "fp16"),  # fp16: half storage (vload_half / vstore_half), float32 arithmetic
     # --device adb: the host side cross-built for the phone's arm64 CPU, as android-cpu builds

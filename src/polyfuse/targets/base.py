@@ -21,11 +21,15 @@ NDK_VARS = ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT")
 # Schedule constants every target sets (its own values, or these):
 # attention_rows: attention runs in parallel over (batch entry, block of at most this many query
 #   rows): with only the heads to split, 2 threads on a 2-head model could not balance, nor use a
-#   worker that wakes late. Each block re-packs K and V for its two small GEMMs.
+#   worker that wakes late. Each block re-packs K and V for its two small GEMMs. 0: the target's
+#   attention is not split into row blocks (android-gpu: one work-group per query row).
 # chain_max_second_weights: a GEMM chain re-reads its second weights per row block, so it is
 #   formed only when they are at most this many bytes (MobileBERT's 512x128 FFN, not BERT's).
 # chain_tile_bytes: target size of one row block of a GEMM chain's intermediate (an L2 share).
-SCHEDULE = MappingProxyType({"attention_rows": 64, "chain_max_second_weights": 1 << 20, "chain_tile_bytes": 1 << 17})
+# parallel_matmuls: 1 to merge MatMuls that share their input into one (Q, K and V), 0 not to.
+# `polyfuse compile --tune` tries each knob halved, doubled or off (tune.py).
+SCHEDULE = MappingProxyType({"attention_rows": 64, "chain_max_second_weights": 1 << 20, "chain_tile_bytes": 1 << 17,
+                             "parallel_matmuls": 1})
 
 
 @dataclass(frozen=True)

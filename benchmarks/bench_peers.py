@@ -1,0 +1,128 @@
+"""polyfuse against LiteRT (XNNPACK), MNN and onnxruntime on the BERT family, each engine alone.
+
+    bash benchmarks/peers/install.sh                  # the peers, in benchmarks/peers/.venv
+    python3 benchmarks/bench_peers.py [--arch tiny-bert mobilebert distilbert bert] [--threads 2]
+
+Per model (transformers' default configs, random weights, seed 0, eager attention, 1 x 128):
+benchmarks/peers/export.py writes the ONNX (polyfuse, onnxruntime, MNN), the TFLite (litert-torch)
+and the MNN file from one PyTorch instance. Then, in ``--rounds`` rounds, every engine runs in its
+own process (benchmarks/peers/run_engine.py: two untimed runs, then ``--repeat`` timed), with a
+pause between processes, so no engine's spinning workers share the cores with another's. Printed
+per engine: the median over rounds of each round's median latency, the range of those, GFLOP/s
+(MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
+peak_flops.cpp in the same run, the max abs error against onnxruntime, and polyfuse's speedup
+over each peer (peer ms / polyfuse ms).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_vs_ort import DEFAULT_ARCHS, cpu_model, matmul_flops, measured_peak  # noqa: E402
+
+ENGINES = ("polyfuse", "onnxruntime", "litert", "mnn")
+FILE = {"onnxruntime": ".onnx", "litert": ".tflite", "mnn": ".mnn"}
+PAUSE_S = 1.0
+
+
+def _export(arch: str, work: Path, venv: Path, seq: int) -> None:
+    if all((work / f"{arch}{e}").is_file() for e in (".onnx", ".tflite", ".mnn", ".npz")):
+        return
+    env = {"PYTHONPATH": str(HERE.parent / "src"), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"}
+    subprocess.run([str(venv / "bin" / "python"), str(HERE / "peers" / "export.py"), arch, str(work), "--seq", str(seq)],
+                   check=True, env=env)
+
+
+def _run(engine: str, model: Path, feeds: Path, threads: int, repeat: int, out: Path, venv: Path) -> dict:
+    python = sys.executable if engine in ("polyfuse", "onnxruntime") else str(venv / "bin" / "python")
+    subprocess.run([python, str(HERE / "peers" / "run_engine.py"), engine, str(model), str(feeds), str(threads),
+                    str(repeat), str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+def bench(arch: str, a, peak: float) -> dict:
+    import polyfuse
+
+    work = Path(a.work)
+    _export(arch, work, Path(a.venv), a.seq)
+    onnx_path, feeds = work / f"{arch}.onnx", work / f"{arch}.npz"
+    with np.load(feeds) as f:
+        shapes = {k: f[k].shape for k in f.files}
+    artifact = work / f"{arch}.polyfuse"
+    polyfuse.compile(str(onnx_path), shapes=shapes, output_dir=artifact, overwrite=True)
+    flops, _ = matmul_flops(str(onnx_path), shapes)
+    models = {e: artifact if e == "polyfuse" else work / f"{arch}{FILE[e]}" for e in a.engines}
+    medians = {e: [] for e in a.engines}
+    outs = {}
+    for r in range(a.rounds):
+        for e in a.engines:
+            time.sleep(PAUSE_S)
+            res = _run(e, models[e], feeds, a.threads, a.repeat, work / f"{arch}.{e}.out.npz", Path(a.venv))
+            medians[e].append(float(np.median(res["ms"])))
+            outs[e] = [res[k] for k in sorted(k for k in res if k.startswith("out"))]
+        print(f"  {arch}: round {r + 1}/{a.rounds}: " + ", ".join(f"{e} {medians[e][-1]:.2f}" for e in a.engines),
+              flush=True)
+    ref = outs.get("onnxruntime")
+    rows = {}
+    for e in a.engines:
+        ms = statistics.median(medians[e])
+        err = None
+        if ref is not None:
+            err = max(float(np.max(np.abs(np.asarray(o, np.float64).reshape(np.shape(w)) - w)))
+                      for o, w in zip(outs[e], ref))
+        rows[e] = {"ms": ms, "range": [min(medians[e]), max(medians[e])], "gflops": flops / ms / 1e6,
+                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err}
+    pf = rows.get("polyfuse", {}).get("ms")
+    for e, row in rows.items():
+        row["polyfuse_speedup"] = row["ms"] / pf if pf else None
+    return {"arch": arch, "gflop": flops / 1e9, "engines": rows}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), choices=DEFAULT_ARCHS)
+    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=20, help="timed runs per process (default 20)")
+    p.add_argument("--rounds", type=int, default=3, help="processes per engine, alternating (default 3)")
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--venv", default=str(HERE / "peers" / ".venv"), help="the peers' environment (peers/install.sh)")
+    p.add_argument("--work", default="/tmp/polyfuse-peers", help="exported models and artifacts")
+    p.add_argument("--json", default=str(HERE / "results" / "bench_peers.json"))
+    a = p.parse_args(argv)
+    if not (Path(a.venv) / "bin" / "python").is_file():
+        print(f"no peers environment at {a.venv}: run bash benchmarks/peers/install.sh first", file=sys.stderr)
+        return 2
+    peak, isa, _ = measured_peak(a.threads)
+    print(f"{cpu_model()}, {a.threads} threads, fp32 peak {peak:.0f} GFLOP/s ({isa}, peak_flops.cpp, this run)")
+    results = []
+    for arch in a.arch:
+        r = bench(arch, a, peak)
+        results.append(r)
+        print(f"{arch} ({r['gflop']:.2f} GFLOP of MatMul/Gemm), median of {a.rounds} process medians:")
+        print(f"  {'engine':<12} {'ms':>9} {'range':>17} {'GFLOP/s':>8} {'peak':>6} {'err vs ort':>10} "
+              f"{'polyfuse speedup':>16}")
+        for e, row in r["engines"].items():
+            err = "-" if row["max_abs_err_vs_ort"] is None else f"{row['max_abs_err_vs_ort']:.1e}"
+            print(f"  {e:<12} {row['ms']:9.3f} {row['range'][0]:8.3f}-{row['range'][1]:<8.3f} {row['gflops']:8.1f} "
+                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x")
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps({"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa,
+                                        "seq": a.seq, "repeat": a.repeat, "rounds": a.rounds, "results": results},
+                                       indent=2) + "\n")
+    print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -109,7 +109,8 @@ def _status_kib(field: str) -> int:
 
 
 def rss_worker(kind: str, target: str, feeds_path: str, threads: int) -> None:
-    """Child: print the peak-RSS increase (MiB) of loading `target` with `kind` and running it once.
+    """Child: print the peak-RSS increase (MiB) of loading `target` with `kind` and running it once,
+    and the seconds the load took (polyfuse.load; onnxruntime's session creation).
 
     On Linux ru_maxrss cannot be used as is: a child started by subprocess inherits the parent's
     high-water mark across exec (it read ~500 MiB here, before any import). So the high-water
@@ -130,16 +131,20 @@ def rss_worker(kind: str, target: str, feeds_path: str, threads: int) -> None:
         base, method = _status_kib("VmRSS"), "VmHWM"
     except (OSError, KeyError):
         base, method = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "ru_maxrss"
+    t0 = time.perf_counter()
     if kind == "polyfuse":
         model = polyfuse.load(target, threads=threads)
+        load_s = time.perf_counter() - t0
         model.run(None, feeds)
     else:
         sess = ort_session(target, threads)
+        load_s = time.perf_counter() - t0
         sess.run(None, feeds)
     peak = _status_kib("VmHWM") if method == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1024 * 1024 if method == "ru_maxrss" and sys.platform == "darwin" else 1024  # bytes on macOS
     print(RSS_TAG + json.dumps({"baseline_mib": base / scale, "peak_mib": peak / scale,
-                                "increase_mib": (peak - base) / scale, "method": method}), flush=True)
+                                "increase_mib": (peak - base) / scale, "method": method, "load_s": load_s}),
+          flush=True)
 
 
 def peak_rss(kind: str, target: Path, feeds_path: Path, threads: int) -> dict:
@@ -147,7 +152,8 @@ def peak_rss(kind: str, target: Path, feeds_path: Path, threads: int) -> dict:
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     for line in p.stdout.splitlines():
         if p.returncode == 0 and line.startswith(RSS_TAG):
-            return {k: round(v, 1) if isinstance(v, float) else v for k, v in json.loads(line[len(RSS_TAG):]).items()}
+            return {k: round(v, 3 if k == "load_s" else 1) if isinstance(v, float) else v
+                    for k, v in json.loads(line[len(RSS_TAG):]).items()}
     raise RuntimeError(f"{kind} memory worker failed (exit {p.returncode}):\n{p.stdout[-2000:]}{p.stderr[-4000:]}")
 
 

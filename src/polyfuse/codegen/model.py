@@ -34,8 +34,8 @@ def buffer(plan: MemoryPlan, graph, name: str, writable: bool, target: Target) -
 
 def _weight_segments(plan: MemoryPlan, graph, raw_reads: set) -> list[tuple[int, int, int]]:
     """``(offset, bytes, keep)`` per constant, in file order. ``keep == 0``: only its packed copy
-    is read, so the loader packs it from a scratch buffer and never touches its pages in the
-    weights buffer (they cost no memory)."""
+    is read, so the loader packs it from the mapped weights file and then releases its pages
+    (they cost no memory once loaded)."""
     out = []
     for name, off in plan.weights:
         n = graph.values[name].nbytes

@@ -1,0 +1,71 @@
+"""Weights packed at compile time (weights.bin.packed) and the mapped weights file.
+
+A host artifact carries its constant GEMM operands packed for its library's micro-kernel; loading
+maps that file instead of packing. Where the file is missing, truncated or was packed for another
+micro-kernel, the loader packs from weights.bin as before: the results never change (checked
+against onnxruntime at rtol 1e-5, atol 1e-6)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import polyfuse
+from polyfuse.testing.oracle import run_ort
+
+PACKED = "weights.bin.packed"
+
+
+def _model():
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((64, 96)).astype(np.float32)
+    w2 = rng.standard_normal((96, 32)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+                           helper.make_node("MatMul", ["r", "w2"], ["y"])], "two_gemms",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 32])],
+                          [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+def _mapped(path) -> bool:
+    return any(line.rstrip().endswith(str(path)) for line in open("/proc/self/maps"))
+
+
+def _check(directory, model, expect_mapped: bool):
+    x = np.random.default_rng(1).standard_normal((8, 64)).astype(np.float32)
+    m = polyfuse.load(directory)
+    np.testing.assert_allclose(m.run(None, {"x": x})[0], run_ort(model, {"x": x})[0], rtol=1e-5, atol=1e-6)
+    assert _mapped(directory / PACKED) == expect_mapped
+    del m
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    d = tmp_path_factory.mktemp("prepack") / "art"
+    polyfuse.compile(_model(), output_dir=d)
+    return d
+
+
+def test_the_artifact_carries_its_packed_weights_and_loading_maps_them(artifact):
+    header = (artifact / PACKED).read_bytes()[:56]
+    assert header.startswith(b"PFPACK1\0") and header[8:].rstrip(b"\0")  # the micro-kernel's name
+    _check(artifact, _model(), expect_mapped=True)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "other_kernel"])
+def test_unusable_packed_weights_are_packed_again_at_load(artifact, tmp_path, damage):
+    d = tmp_path / damage
+    shutil.copytree(artifact, d)
+    p = d / PACKED
+    data = bytearray(p.read_bytes())
+    if damage == "missing":
+        p.unlink()
+    elif damage == "truncated":
+        p.write_bytes(data[:-4])
+    else:  # packed for a micro-kernel this library does not have
+        data[8:56] = b"some-other-kernel".ljust(48, b"\0")
+        p.write_bytes(data)
+    _check(d, _model(), expect_mapped=False)

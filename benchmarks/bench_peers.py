@@ -88,6 +88,29 @@ def bench(arch: str, a, peak: float) -> dict:
     return {"arch": arch, "gflop": flops / 1e9, "engines": rows}
 
 
+def plot(doc: dict, path: Path) -> None:
+    """Grouped bars: each engine's latency relative to polyfuse's, per model (higher: slower)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    archs = [r["arch"] for r in doc["results"]]
+    engines = list(doc["results"][0]["engines"])
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    w = 0.8 / len(engines)
+    for i, e in enumerate(engines):
+        ax.bar([x + i * w for x in range(len(archs))], [r["engines"][e]["polyfuse_speedup"] for r in doc["results"]],
+               w, label=e)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks([x + w * (len(engines) - 1) / 2 for x in range(len(archs))], archs)
+    ax.set_ylabel("latency / polyfuse's")
+    ax.set_title(f"1 x {doc['seq']}, {doc['threads']} threads, fp32; {doc['cpu']}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), choices=DEFAULT_ARCHS)
@@ -99,6 +122,7 @@ def main(argv=None) -> int:
     p.add_argument("--venv", default=str(HERE / "peers" / ".venv"), help="the peers' environment (peers/install.sh)")
     p.add_argument("--work", default="/tmp/polyfuse-peers", help="exported models and artifacts")
     p.add_argument("--json", default=str(HERE / "results" / "bench_peers.json"))
+    p.add_argument("--png", default=str(HERE / "results" / "bench_peers.png"))
     a = p.parse_args(argv)
     if not (Path(a.venv) / "bin" / "python").is_file():
         print(f"no peers environment at {a.venv}: run bash benchmarks/peers/install.sh first", file=sys.stderr)
@@ -117,10 +141,11 @@ def main(argv=None) -> int:
             print(f"  {e:<12} {row['ms']:9.3f} {row['range'][0]:8.3f}-{row['range'][1]:<8.3f} {row['gflops']:8.1f} "
                   f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.json).write_text(json.dumps({"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa,
-                                        "seq": a.seq, "repeat": a.repeat, "rounds": a.rounds, "results": results},
-                                       indent=2) + "\n")
-    print(f"wrote {a.json}")
+    doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq, "repeat": a.repeat,
+           "rounds": a.rounds, "results": results}
+    Path(a.json).write_text(json.dumps(doc, indent=2) + "\n")
+    plot(doc, Path(a.png))
+    print(f"wrote {a.json} and {a.png}")
     return 0
 
 

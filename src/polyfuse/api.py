@@ -11,7 +11,7 @@ from . import __version__
 from .build import artifact_cache
 from .build.artifact import FORMAT, check_replaceable, read_manifest, write_artifact, write_weights
 from .codegen.templates import render_for
-from .pipeline import Compilation, backend, compile_model
+from .pipeline import Compilation, compile_model
 from .errors import InputError
 from .runtime.model import CompiledModel, check_threads, load  # noqa: F401
 from .targets import Target, get as get_target
@@ -43,23 +43,21 @@ def _manifest(comp: Compilation, target: Target) -> dict:
 
 
 def build_artifact(model, directory, *, target: str | Target = "host", shapes=None, fusion: bool = True,
-                   overwrite: bool = False, front: Compilation | None = None) -> tuple[Path, dict, Compilation | None]:
+                   overwrite: bool = False) -> tuple[Path, dict, Compilation | None]:
     """Compile ``model`` and write its artifact directory; returns (directory, manifest, compilation).
 
     ``directory`` must be absent, empty, or (with ``overwrite``) an earlier artifact holding only
     files polyfuse writes (see build/artifact.py); this is checked before compiling. If the
     compile fails, ``directory`` is left as it was. An unchanged model compiled with the same
     options and polyfuse is copied from the compile cache instead (see build/artifact_cache.py);
-    the compilation is then None. ``front``: the model's front end already run (pipeline.frontend
-    with these shapes; it is consumed), as ``polyfuse compile --tune`` shares it between variants."""
+    the compilation is then None."""
     directory = Path(directory)
     target = get_target(target)
     check_replaceable(directory, overwrite)
     k = artifact_cache.key(model, target=target, shapes=shapes, fusion=fusion)
     if k and artifact_cache.fetch(k, directory, overwrite=overwrite):
         return directory, read_manifest(directory), None
-    comp = compile_model(model, target=target, shapes=shapes, fusion=fusion) if front is None else \
-        backend(front, target, fusion)
+    comp = compile_model(model, target=target, shapes=shapes, fusion=fusion)
     path, manifest = write_compiled(comp, directory, target, overwrite)
     if k:
         artifact_cache.store(k, path)

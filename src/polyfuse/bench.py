@@ -11,11 +11,12 @@ import numpy as np
 from .errors import InputError
 
 
-def sample_inputs(model) -> dict:
-    """Deterministic inputs valid for any model: ones for integer inputs, normal floats otherwise."""
+def sample_inputs(inputs) -> dict:
+    """Deterministic values for ``inputs`` (each with a name, dtype and shape: a model's inputs, or a
+    graph's input Values), valid for any model: ones for integer inputs, normal floats otherwise."""
     rng = np.random.default_rng(0)
     feeds = {}
-    for i in model.inputs:
+    for i in inputs:
         if np.issubdtype(i.dtype, np.floating):
             feeds[i.name] = rng.standard_normal(i.shape).astype(i.dtype)
         else:
@@ -103,7 +104,7 @@ def bench_model(path, shapes=None, threads=None, repeat: int = 20, vs: str | Non
         raise InputError(f"repeat must be >= 1, got {repeat}")
     threads = check_threads(threads) or os.cpu_count() or 1
     model = pf_compile(path, target, shapes=shapes, threads=threads, precision=precision)
-    feeds = sample_inputs(model)
+    feeds = sample_inputs(model.inputs)
     fns = {"polyfuse": lambda: model.run(None, feeds)}
     if vs == "onnxruntime":
         sess = ort_session(path, threads)
@@ -134,7 +135,7 @@ def bench_on_device(path, target: str, device: str, shapes=None, threads=None, r
         raise InputError(f"repeat must be >= 1, got {repeat}")
     threads = check_threads(threads)
     model = pf_compile(path, target, shapes=shapes, threads=threads, device=device, precision=precision)
-    feeds = sample_inputs(model)
+    feeds = sample_inputs(model.inputs)
     median, low = model.latency(feeds, repeat)
     lines = [f"{path} ({', '.join(f'{i.name}{list(i.shape)}' for i in model.inputs)}), target {target} on {device}, "
              f"{threads or 'all'} threads, pf_run --bench {repeat}:",
@@ -163,7 +164,7 @@ def profile_model(path, shapes=None, threads=None, repeat: int = 20, target: str
         raise InputError(f"repeat must be >= 1, got {repeat}")
     threads = check_threads(threads) or os.cpu_count() or 1
     model = pf_compile(path, target, shapes=shapes, threads=threads, precision=precision)
-    measured = measure(model.directory, sample_inputs(model), repeat, threads)
+    measured = measure(model.directory, sample_inputs(model.inputs), repeat, threads)
     est = estimate(path, shapes=shapes, target=target, profile=device_profile, precision=precision)
     c = compare(est, measured)
     c["threads"] = threads

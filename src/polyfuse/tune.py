@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 
 from .errors import InputError, PolyfuseError
 
@@ -83,17 +82,6 @@ def rank(front, target, profile) -> list[Variant]:
     return sorted(out, key=lambda v: (v.predicted_ms is None, round(v.predicted_ms or 0, 6)))
 
 
-def _feeds(graph) -> dict:
-    """Inputs for timing: normal floats, ones for integers (valid token ids, masks)."""
-    rng = np.random.default_rng(0)
-    out = {}
-    for name in graph.inputs:
-        v = graph.values[name]
-        out[name] = (rng.standard_normal(v.shape).astype(v.dtype) if np.issubdtype(v.dtype, np.floating)
-                     else np.ones(v.shape, v.dtype))
-    return out
-
-
 def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 600, repeat: int = 10,
          rounds: int = 3, threads: int | None = None, profile=None, overwrite: bool = False):
     """Compile ``model`` into ``directory`` with the fastest measured of the target's default and
@@ -101,7 +89,8 @@ def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 
     ranked variants). No new build starts once ``seconds`` have passed (the default is always
     built). ``directory`` is checked first and written only at the end."""
     from .api import write_compiled
-    from .build.artifact import MANIFEST, check_replaceable, copy_artifact
+    from .bench import sample_inputs
+    from .build.artifact import MANIFEST, check_replaceable, copy_artifact, read_manifest
     from .cost.profile import load_profile
     from .cost.profiler import measure
     from .pipeline import backend, frontend, quiet
@@ -143,7 +132,7 @@ def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 
             by_source[v.source] = v
             where, _ = write_compiled(comp, tmp / f"v{len(built)}", v.target)
             built.append((v, where))
-        feeds = _feeds(front.graph)
+        feeds = sample_inputs([front.graph.values[n] for n in front.graph.inputs])
         for r in range(rounds):  # alternating: a slow spell of a shared machine hits every variant
             for v, where in built:
                 v.measured_ms.append(measure(where, feeds, repeat, threads, profile=False).wall_ms)
@@ -152,7 +141,7 @@ def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 
             if not v.measured_ms and v.source in by_source:
                 v.measured_ms = by_source[v.source].measured_ms
         best, where = min(built, key=lambda b: statistics.median(b[0].measured_ms))
-        manifest = json.loads((where / MANIFEST).read_text())
+        manifest = read_manifest(where)
         manifest["tuning"] = {"profile": prof.name, "chosen": best.label, "repeat": repeat, "rounds": rounds,
                               "variants": [v.to_json() for v in ranked]}
         (where / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

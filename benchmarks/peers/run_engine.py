@@ -22,11 +22,9 @@ def _polyfuse(model, feeds, threads):
 
 
 def _onnxruntime(model, feeds, threads):
-    import onnxruntime as ort
+    from polyfuse.bench import ort_session  # the options polyfuse's own bench uses
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    s = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    s = ort_session(model, threads)
     return lambda: s.run(None, feeds)
 
 

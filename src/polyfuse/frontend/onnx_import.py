@@ -21,21 +21,28 @@ from ..errors import ModelError, UnsupportedError
 from ..ir import Graph, Node, Value
 from ..ir.narrow_types import NARROW_TYPES
 from .check_model import DEFAULT_DOMAINS, check_names, check_nodes, check_operators
+from .onnx_weights import split_weights, tensor_view
 
 MIN_OPSET, MAX_OPSET = 13, 21
 
 
 def load_onnx(model) -> onnx.ModelProto:
     """Load ``model`` (path, bytes or ModelProto) with its external data, or raise ModelError."""
+    return _load(model, split=False)[0]
+
+
+def _load(model, split: bool) -> tuple[onnx.ModelProto, dict]:
+    """(proto, {initializer index: its raw bytes}); with ``split``, a file's large initializers
+    are views of the file's bytes, left out of the proto (onnx_weights.py), where it can."""
     if isinstance(model, onnx.ModelProto):
-        return model
+        return model, {}
     if isinstance(model, (bytes, bytearray, memoryview)):
         try:
             proto = onnx.load_from_string(bytes(model))
         except Exception as e:  # protobuf raises DecodeError and friends
             raise ModelError(f"model bytes are not a valid ONNX model ({_short(e)})") from None
         _check_no_external(proto, "model bytes")
-        return proto
+        return proto, {}
     if not isinstance(model, (str, os.PathLike)):
         raise ModelError(f"expected a model as a path, bytes, onnx.ModelProto or polyfuse Graph, got "
                          f"{type(model).__name__}")
@@ -44,14 +51,21 @@ def load_onnx(model) -> onnx.ModelProto:
         raise ModelError(f"{path}: no such file")
     if path.is_dir():
         raise ModelError(f"{path}: is a directory, expected an .onnx file")
+    raws = {}
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        got = split_weights(path.read_bytes()) if split else None
+        if got is not None:
+            proto, raws = got
+        else:
+            proto = onnx.load(str(path), load_external_data=False)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read the model ({e.strerror or _short(e)})") from None
     except Exception as e:
         raise ModelError(f"{path}: not a valid ONNX model, the file may be truncated or corrupt ({_short(e)})") from None
     if not proto.graph.node and not proto.graph.output:
         raise ModelError(f"{path}: not a valid ONNX model (no graph found; is this an ONNX file?)")
     _load_external(proto, path)
-    return proto
+    return proto, raws
 
 
 def _short(e: Exception) -> str:
@@ -159,8 +173,10 @@ def upgrade_opset(proto: onnx.ModelProto, opset: int, where: str) -> onnx.ModelP
 def import_onnx(model, name: str | None = None) -> Graph:
     """Import ``model`` (path, bytes or ModelProto) into a Graph, or raise a PolyfuseError."""
     where = str(model) if isinstance(model, (str, os.PathLike)) else "model"
-    proto = load_onnx(model)
+    proto, raws = _load(model, split=True)
     opset = _opset(proto)
+    if raws and (proto.functions or (opset is not None and opset < MIN_OPSET)):
+        proto, raws = load_onnx(model), {}  # the inliner and the converter need whole tensors
     if opset is None:
         check_operators(proto, opset, where)  # a model of other domains only: say which
         raise ModelError(f"{where}: model declares no default-domain (ai.onnx) opset")
@@ -179,12 +195,12 @@ def import_onnx(model, name: str | None = None) -> Graph:
 
     g = proto.graph
     values: dict[str, Value] = {}
-    for t in g.initializer:
+    for i, t in enumerate(g.initializer):
         try:
-            arr = numpy_helper.to_array(t)
+            arr = tensor_view(t, raws[i]) if i in raws else numpy_helper.to_array(t)
         except Exception as e:
             raise ModelError(f"{where}: initializer {t.name!r} is corrupt ({_short(e)})") from None
-        # to_array gives a C-ordered array of its own bytes (read-only): no second copy of every weight
+        # C-ordered and read-only, a view of the file's bytes or to_array's own: no second copy of every weight
         values[t.name] = Value(t.name, arr.dtype, tuple(arr.shape), arr if arr.flags.c_contiguous else np.array(arr, order="C"))
     inputs = []
     for vi in g.input:

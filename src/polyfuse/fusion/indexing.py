@@ -7,6 +7,8 @@ prove them exact, so head split and merge around attention end as plain affine a
 """
 from __future__ import annotations
 
+import functools
+
 import sympy
 
 from ..kernel.ir import IDX, linear
@@ -37,6 +39,14 @@ def reshape_index(index, from_shape, to_shape):
     """The index into ``to_shape`` of the element at ``index`` of a same-size ``from_shape``."""
     if tuple(from_shape) == tuple(to_shape):
         return tuple(index)
+    return _reshape_index(tuple(index), tuple(from_shape), tuple(to_shape))
+
+
+# Both rewrites are pure functions of immutable sympy expressions and shapes, and a model's
+# repeated layers ask for the same ones (BERT-base: 234 reshapes, 9 distinct). Memoised, fusing
+# BERT-base took 0.29-0.40 s instead of 0.48-0.54 (three runs each).
+@functools.lru_cache(maxsize=65536)
+def _reshape_index(index, from_shape, to_shape):
     out = [sympy.Integer(0)] * len(to_shape)
     for ga, gb in _groups(list(from_shape), list(to_shape)):
         lin = linear([index[d] for d in ga], [from_shape[d] for d in ga])
@@ -91,6 +101,13 @@ def _split(expr, k):
 
 def simplify_index(expr, extents: dict):
     """Rewrite floor(e/k) and Mod(e, k) exactly, using 0 <= var < extent for loop variables."""
+    return _simplify_index(sympy.sympify(expr), tuple(extents.items()))
+
+
+@functools.lru_cache(maxsize=65536)
+def _simplify_index(expr, extent_items):
+    extents = dict(extent_items)
+
     def floor_div(e, k):
         q, r = _split(e, k)
         b = _bounds(r, extents)

@@ -80,9 +80,16 @@ struct APanel {
 //             when the micro-kernels read it.
 // ---------------------------------------------------------------------------
 #if PF_GEMM_AVX512
-// 28 zmm accumulators (14 rows x 2 vectors) + 2 B vectors + 1 broadcast = 31.
-constexpr int MR = 14, NR = 32, KC = 192, MC = 168, NC = 768;
-constexpr const char* kKernelName = "avx512-14x32";
+// 24 zmm accumulators (8 rows x 3 vectors) + 3 B vectors + 1 broadcast = 28. Per k: 24 FMAs for
+// 3 loads and 8 broadcasts (14x32: 28 FMAs for 2 loads, 14 broadcasts and, reading A in place, 6
+// row offsets reloaded from the stack: 14 rows of strides do not fit in the integer registers).
+// M = 128 is 16 panels of 8, not 9 of 14 and a 2-row edge. Against 14x32 (KC 192), medians of
+// 5-6 alternating runs of pre-packed GEMMs on the Xeon (AVX-512) of issue 21: 2 threads +1 to
+// +36% on the 8 BERT and MobileBERT shapes of benchmarks/bench_gemm.py's kind (128x768x768
+// 177 -> 197, 128x3072x768 183 -> 205, 128x2304x768 141 -> 192 GFLOP/s), 1 thread -1 to +20%.
+// KC 256 (a 48 KiB B micro-panel, all of L1d) against 192: -20 to +19% by shape, no steady winner.
+constexpr int MR = 8, NR = 48, KC = 192, MC = 168, NC = 768;
+constexpr const char* kKernelName = "avx512-8x48";
 #elif PF_GEMM_AVX2
 // 12 ymm accumulators (4 rows x 3 vectors) + 3 B vectors + 1 broadcast = 16.
 // B micro-panel 256*24*4 = 24 KiB (L1d 32 KiB), A block <= 144*256*4 = 144 KiB,
@@ -333,10 +340,10 @@ inline void transpose8x8(__m256 t[8]) {
 }
 
 // dst[k * R + i] = rows[i][k] for k < kc8 (a multiple of 8), R full rows: 8 k at a time as
-// 8x8 transposes of row groups, the last group of 6 rows padded with repeats of its last row.
+// 8x8 transposes of row groups, a last group of 6 rows padded with repeats of its last row.
 template <int R>
 void pack_rows_x86(const float* const* rows, int kc8, float* dst) {
-  static_assert(R % 8 == 6, "row groups of 8 and one of 6");
+  static_assert(R % 8 == 6 || R % 8 == 0, "row groups of 8 and at most one of 6");
   constexpr int G = (R + 7) / 8;
   for (int k = 0; k < kc8; k += 8, dst += 8 * R) {
     __m256 t[G][8];
@@ -349,7 +356,7 @@ void pack_rows_x86(const float* const* rows, int kc8, float* dst) {
     PF_UNROLL_FULL for (int j = 0; j < 8; ++j) {
       PF_UNROLL_FULL for (int g = 0; g < G; ++g) {
         float* d = dst + j * R + 8 * g;
-        if (g + 1 < G || j + 1 < 8) {
+        if (R % 8 == 0 || g + 1 < G || j + 1 < 8) {
           _mm256_storeu_ps(d, t[g][j]);
         } else {
           _mm_storeu_ps(d, _mm256_castps256_ps128(t[g][j]));

@@ -108,7 +108,7 @@ def _run_internal_test(tmp: pathlib.Path, name: str, flags: list[str], timeout: 
 @needs_x86
 @pytest.mark.skipif(not {"avx2", "fma"} <= CPU_FLAGS, reason="CPU lacks avx2/fma")
 def test_x86_pack_a_transposes(tmp_path):
-    # The vectorized A packing for 4-row (AVX2) and 14-row (AVX-512) panels vs a scalar loop.
+    # The vectorized A packing for 4-row (AVX2), 8-row (AVX-512) and 14-row panels vs a scalar loop.
     _run_internal_test(tmp_path, "pack_a_test", ["-mavx2", "-mfma"], timeout=60)
 
 
@@ -138,9 +138,10 @@ def test_avx512_compiles(tmp_path):
 @needs_gxx
 @needs_x86
 @pytest.mark.skipif("avx512f" not in CPU_FLAGS, reason="CPU lacks avx512f (compile-only test covers it)")
-def test_avx512(tmp_path):
+@pytest.mark.parametrize("pack_a", ["0", "1"])
+def test_avx512(tmp_path, pack_a):
     exe = _build(tmp_path, "parity_avx512", ["-pthread", *AVX512_FLAGS])
-    _run([str(exe)], "avx512-14x32")
+    _run([str(exe)], "avx512-8x48", env={"PF_GEMM_PACK_A": pack_a})
 
 
 AARCH64_CXX = shutil.which("aarch64-linux-gnu-g++")

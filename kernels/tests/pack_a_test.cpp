@@ -1,6 +1,7 @@
-// pack_a_test.cpp - the x86 A packing (in-register transposes) against a scalar loop, for both
-// panel heights it serves: 4 rows (AVX2 build) and 14 rows (AVX-512 build). Both instantiations
-// need only AVX2, so this also checks the AVX-512 build's packing on a CPU without AVX-512.
+// pack_a_test.cpp - the x86 A packing (in-register transposes) against a scalar loop, for the
+// panel heights it serves: 4 rows (AVX2 build), 8 rows (AVX-512 build) and 14 (a group of 6 rows,
+// the AVX-512 build's earlier panels). All need only AVX2, so this also checks the AVX-512
+// build's packing on a CPU without AVX-512.
 // Includes pf_gemm.cpp to reach its internal pack_rows_x86.
 #include "../pf_gemm.cpp"
 
@@ -29,7 +30,7 @@ int check(int kc8, int lda) {
 int main() {
   int bad = 0;
   for (int kc8 : {8, 16, 64, 256})
-    for (int lda : {kc8 + 3, 1024 + 5}) bad += check<4>(kc8, lda) + check<14>(kc8, lda);
+    for (int lda : {kc8 + 3, 1024 + 5}) bad += check<4>(kc8, lda) + check<8>(kc8, lda) + check<14>(kc8, lda);
   std::printf("%d failures\n", bad);
   return bad != 0;
 }

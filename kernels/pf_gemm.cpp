@@ -243,19 +243,22 @@ inline void ukernel_part(int mr, int nv, int kc, APanel a, const float* b, float
 
 #elif PF_GEMM_NEON
 
-inline void ukernel(int kc, const float* __restrict a, const float* __restrict b,
-                    float* __restrict c, idx ldc, float alpha, float beta) {
-  float32x4_t acc[MR][3];
-  PF_UNROLL_FULL for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = acc[i][2] = vdupq_n_f32(0.0f);
+// The first COLS vectors (4 columns each) of an MR x NR tile, A packed: an N edge of 8 columns
+// (MobileBERT's 128 and 512 are 12k + 8) runs as an 8x8 tile instead of a padded 8x12 one
+// computed into scratch and copied, as the x86 kernels' partial tiles do.
+template <int COLS>
+void ukernel_cols(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c, idx ldc,
+                  float alpha, float beta) {
+  float32x4_t acc[MR][COLS];
+  PF_UNROLL_FULL for (int i = 0; i < MR; ++i) PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) acc[i][v] = vdupq_n_f32(0.0f);
 
   for (int k = 0; k < kc; ++k) {
     const float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);  // rows 0-3, 4-7
-    const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+    float32x4_t bv[COLS];
+    PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) bv[v] = vld1q_f32(b + 4 * v);
     // The lane index must be a literal, hence the explicit rows.
-#define PF_NEON_ROW(i, av, lane)                              \
-    acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, av, lane);     \
-    acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, av, lane);     \
-    acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, av, lane);
+#define PF_NEON_ROW(i, av, lane) \
+    PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) acc[i][v] = vfmaq_laneq_f32(acc[i][v], bv[v], av, lane);
     PF_NEON_ROW(0, a0, 0) PF_NEON_ROW(1, a0, 1) PF_NEON_ROW(2, a0, 2) PF_NEON_ROW(3, a0, 3)
     PF_NEON_ROW(4, a1, 0) PF_NEON_ROW(5, a1, 1) PF_NEON_ROW(6, a1, 2) PF_NEON_ROW(7, a1, 3)
 #undef PF_NEON_ROW
@@ -266,17 +269,27 @@ inline void ukernel(int kc, const float* __restrict a, const float* __restrict b
   const float32x4_t va = vdupq_n_f32(alpha);
   if (beta == 0.0f) {
     PF_UNROLL_FULL for (int i = 0; i < MR; ++i) {
-      PF_UNROLL_FULL for (int v = 0; v < 3; ++v) vst1q_f32(c + i * ldc + 4 * v, vmulq_f32(va, acc[i][v]));
+      PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) vst1q_f32(c + i * ldc + 4 * v, vmulq_f32(va, acc[i][v]));
     }
   } else {
     const float32x4_t vb = vdupq_n_f32(beta);
     PF_UNROLL_FULL for (int i = 0; i < MR; ++i) {
-      PF_UNROLL_FULL for (int v = 0; v < 3; ++v) {
+      PF_UNROLL_FULL for (int v = 0; v < COLS; ++v) {
         float* p = c + i * ldc + 4 * v;
         vst1q_f32(p, vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc[i][v]));
       }
     }
   }
+}
+static_assert(NR == 12, "ukernel_part below dispatches 1-3 vectors of 4 columns");
+
+// Whole rows (A is packed, zero padded to MR), the first nv vectors of columns.
+constexpr bool kPartialRows = false;
+constexpr int kColStep = 4;
+inline void ukernel_part(int, int nv, int kc, APanel a, const float* b, float* c, idx ldc, float alpha, float beta) {
+  if (nv == 3) ukernel_cols<3>(kc, a.p, b, c, ldc, alpha, beta);
+  else if (nv == 2) ukernel_cols<2>(kc, a.p, b, c, ldc, alpha, beta);
+  else ukernel_cols<1>(kc, a.p, b, c, ldc, alpha, beta);
 }
 
 #else  // portable: plain loops over a small local tile; auto-vectorizable.
@@ -308,8 +321,8 @@ inline void ukernel(int kc, const float* __restrict a, const float* __restrict b
 
 #endif
 
-#if !(PF_GEMM_AVX512 || PF_GEMM_AVX2)
-// These kernels read A packed (zero-padded to MR rows) and compute the whole MR x NR tile:
+#if !(PF_GEMM_AVX512 || PF_GEMM_AVX2 || PF_GEMM_NEON)
+// The portable kernel reads A packed (zero-padded to MR rows) and computes the whole MR x NR tile:
 // edge tiles go through the scratch-tile path.
 constexpr bool kPartialRows = false;
 constexpr int kColStep = NR;

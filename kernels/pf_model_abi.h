@@ -36,6 +36,10 @@ void pf_destroy(void* model);
 // when an inference is about to start, before preparing its inputs: waking a thread takes
 // ~0.1-0.2 ms after an idle period, which then overlaps that preparation. Never required.
 void pf_wake(void* model);
+// CPU targets only (weak in pf_run): packs the GEMM operands of `weights_path` for this library's
+// micro-kernel into weights_path + ".packed", which pf_create then maps instead of packing.
+// Returns 0, or -1 with a message in err.
+int pf_write_packed(const char* weights_path, char* err, size_t err_len);
 
 #ifdef __cplusplus
 }

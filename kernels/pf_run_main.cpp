@@ -1,12 +1,15 @@
 // pf_run: runs a polyfuse artifact from the command line, through pf_model.h only.
 //
 //   pf_run ARTIFACT_DIR --input NAME=FILE.npy ... -o OUT_DIR [--threads N] [--bench N]
+//   pf_run ARTIFACT_DIR --write-packed
 //
 // Inputs are .npy files (C order, the dtype and shape the manifest names). Each output is
 // written to OUT_DIR/<name>.npy, the name's characters outside [A-Za-z0-9_.-] replaced by '_'
 // (as `polyfuse run` does). OUT_DIR must be absent or empty; the files are written into a
 // sibling folder first and renamed into place, so a failed run leaves nothing. --bench N runs
-// N more times and prints the median and minimum latency.
+// N more times and prints the median and minimum latency. --write-packed writes the artifact's
+// weights.bin.packed (the GEMM weights packed for this library's micro-kernel, which loading
+// then maps): polyfuse runs it at compile time, under an emulator for a phone CPU.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +24,10 @@
 #include <vector>
 
 #include "pf_model.h"
+
+// In the model library of a CPU target (pf_model_abi.h); weak, so pf_run also links against
+// libraries that have nothing to pack (android-gpu's).
+extern "C" int pf_write_packed(const char* weights_path, char* err, size_t err_len) __attribute__((weak));
 
 namespace {
 
@@ -161,7 +168,8 @@ void remove_staged(const std::string& dir, const std::vector<std::string>& files
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: pf_run ARTIFACT_DIR --input NAME=FILE.npy ... -o OUT_DIR [--threads N] [--bench N]\n");
+  std::fprintf(stderr, "usage: pf_run ARTIFACT_DIR --input NAME=FILE.npy ... -o OUT_DIR [--threads N] [--bench N]\n"
+                       "       pf_run ARTIFACT_DIR --write-packed\n");
   return 2;
 }
 
@@ -179,6 +187,7 @@ int main(int argc, char** argv) {
   std::string dir, out;
   std::vector<std::pair<std::string, std::string>> given;
   int threads = 0, bench = 0;
+  bool write_packed = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     bool has_value = i + 1 < argc;
@@ -193,6 +202,8 @@ int main(int argc, char** argv) {
       if (!positive(argv[++i], threads)) return die(std::string("--threads ") + argv[i] + ": expected a count >= 1");
     } else if (a == "--bench" && has_value) {
       if (!positive(argv[++i], bench)) return die(std::string("--bench ") + argv[i] + ": expected a count >= 1");
+    } else if (a == "--write-packed") {
+      write_packed = true;
     } else if (a == "-h" || a == "--help") {
       usage();
       return 0;
@@ -201,6 +212,12 @@ int main(int argc, char** argv) {
     } else {
       return usage();
     }
+  }
+  if (write_packed) {
+    if (dir.empty() || !out.empty() || !given.empty() || bench) return usage();
+    if (!pf_write_packed) return die("this model library has no GEMM weights to pack");
+    char err[1024] = "";
+    return pf_write_packed((dir + "/weights.bin").c_str(), err, sizeof err) == 0 ? 0 : die(err);
   }
   if (dir.empty() || out.empty()) return usage();
   if (!empty_or_absent(out)) return die(out + ": exists and is not empty (outputs go to a new or empty folder)");

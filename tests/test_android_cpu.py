@@ -60,6 +60,21 @@ def test_tiny_bert_under_qemu_matches_onnxruntime(tiny_arm):
 
 
 @needs_qemu
+def test_weights_packed_at_compile_time_under_qemu(tiny_arm, tmp_path):
+    # The artifact's pf_run packed the GEMM weights under qemu for the NEON micro-kernel; loading
+    # maps that file. Without it the loader packs from weights.bin: the outputs must be identical.
+    d, m, feeds = tiny_arm
+    head = (d / "weights.bin.packed").read_bytes()[:64]
+    assert head.startswith(b"PFPACK1\0") and b"neon-8x12" in head
+    unpacked = tmp_path / "unpacked"
+    shutil.copytree(d, unpacked)
+    (unpacked / "weights.bin.packed").unlink()
+    packing = polyfuse.load(unpacked, device="qemu")
+    for name, a, b in zip(m.output_names, m.run(None, feeds), packing.run(None, feeds)):
+        assert np.array_equal(a, b), name
+
+
+@needs_qemu
 def test_cli_run_with_device_qemu_writes_like_host_run(tiny_arm, tmp_path):
     d, m, feeds = tiny_arm
     np.savez(tmp_path / "in.npz", **feeds)

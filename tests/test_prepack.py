@@ -69,3 +69,19 @@ def test_unusable_packed_weights_are_packed_again_at_load(artifact, tmp_path, da
         data[8:56] = b"some-other-kernel".ljust(48, b"\0")
         p.write_bytes(data)
     _check(d, _model(), expect_mapped=False)
+
+
+def test_pf_run_writes_the_same_packed_file(artifact, tmp_path):
+    # `pf_run DIR --write-packed` (how android-cpu packs, under qemu) writes what compile wrote
+    # through the library here; with other arguments it prints the usage.
+    import subprocess
+
+    d = tmp_path / "art"
+    shutil.copytree(artifact, d)
+    (d / PACKED).unlink()
+    r = subprocess.run([str(d / "pf_run"), str(d), "--write-packed"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (d / PACKED).read_bytes() == (artifact / PACKED).read_bytes()
+    assert not (d / (PACKED + ".tmp")).exists()
+    r = subprocess.run([str(d / "pf_run"), str(d), "--write-packed", "--bench", "3"], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage" in r.stderr

@@ -217,6 +217,8 @@ def write_artifact(dest: Path, target: Target, *, source: str, files: dict, libr
             shutil.copy2(runner_of(library), tmp / RUNNER)
             if target.packs_weights and target.loads_here:
                 prepack(tmp / LIBRARY, tmp / WEIGHTS)
+            elif target.packs_weights and target.emulator:
+                prepack_emulated(target, tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return dest
 
@@ -231,6 +233,31 @@ def prepack(library: Path, weights: Path) -> None:
     err = ctypes.create_string_buffer(1024)
     if lib.pf_write_packed(str(weights).encode(), err, len(err)) != 0:
         raise ArtifactError(f"packing the weights: {err.value.decode(errors='replace')}")
+
+
+def prepack_emulated(target: Target, art: Path) -> None:
+    """The same for a phone CPU, by the artifact's own pf_run under the target's emulator here
+    (android-cpu: qemu-aarch64). Best effort: without the emulator, or for a build it cannot run
+    (the NDK's, which needs Android's loader), the artifact has no packed file and loading packs."""
+    import subprocess
+
+    from ..devices import Qemu
+    from ..errors import PolyfuseError
+
+    try:
+        qemu = Qemu(target)
+    except PolyfuseError as e:
+        log.info("weights not packed at compile time (loading packs them): %s", e)
+        return
+    log.info("packing the GEMM weights for %s under %s", target.name, Path(qemu.exe).name)
+    r = subprocess.run([qemu.exe, *qemu.args, str(art / RUNNER), str(art), "--write-packed"], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        for leftover in (PACKED + ".tmp", PACKED):
+            (art / leftover).unlink(missing_ok=True)
+        why = (r.stderr or r.stdout).strip().splitlines()
+        log.info("weights not packed at compile time (loading packs them): pf_run under %s: %s",
+                 Path(qemu.exe).name, why[-1] if why else f"exit {r.returncode}")
 
 
 def read_manifest(directory: Path) -> dict:

@@ -45,12 +45,17 @@ class Qemu:
             raise DeviceError(f"--device qemu: the cross sysroot {sysroot} is missing; install it "
                               "(apt-get install g++-aarch64-linux-gnu)")
 
+    def _pf_run(self, art: Path, *args: str, what: str) -> str:
+        r = subprocess.run([self.exe, *self.args, str(art / RUNNER), str(art), *args], capture_output=True, text=True)
+        return _check(r, what)
+
     def run(self, art: Path, inputs: list[tuple[str, Path]], out: Path, extra=()) -> str:
-        cmd = [self.exe, *self.args, str(art / RUNNER), str(art)]
-        for name, path in inputs:
-            cmd += ["--input", f"{name}={path}"]
-        r = subprocess.run(cmd + ["-o", str(out), *extra], capture_output=True, text=True)
-        return _check(r, "pf_run under qemu")
+        ins = [w for name, path in inputs for w in ("--input", f"{name}={path}")]
+        return self._pf_run(art, *ins, "-o", str(out), *extra, what="pf_run under qemu")
+
+    def write_packed(self, art: Path) -> None:
+        """The artifact's weights.bin.packed, written by its own pf_run (pf_run --write-packed)."""
+        self._pf_run(art, "--write-packed", what="pf_run --write-packed under qemu")
 
 
 class Adb:

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-
 from .errors import InputError, PolyfuseError
 
 log = logging.getLogger("polyfuse")

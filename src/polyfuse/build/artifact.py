@@ -239,25 +239,16 @@ def prepack_emulated(target: Target, art: Path) -> None:
     """The same for a phone CPU, by the artifact's own pf_run under the target's emulator here
     (android-cpu: qemu-aarch64). Best effort: without the emulator, or for a build it cannot run
     (the NDK's, which needs Android's loader), the artifact has no packed file and loading packs."""
-    import subprocess
-
     from ..devices import Qemu
     from ..errors import PolyfuseError
 
+    log.info("packing the GEMM weights for %s under its emulator", target.name)
     try:
-        qemu = Qemu(target)
+        Qemu(target).write_packed(art)
     except PolyfuseError as e:
-        log.info("weights not packed at compile time (loading packs them): %s", e)
-        return
-    log.info("packing the GEMM weights for %s under %s", target.name, Path(qemu.exe).name)
-    r = subprocess.run([qemu.exe, *qemu.args, str(art / RUNNER), str(art), "--write-packed"], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
         for leftover in (PACKED + ".tmp", PACKED):
             (art / leftover).unlink(missing_ok=True)
-        why = (r.stderr or r.stdout).strip().splitlines()
-        log.info("weights not packed at compile time (loading packs them): pf_run under %s: %s",
-                 Path(qemu.exe).name, why[-1] if why else f"exit {r.returncode}")
+        log.info("weights not packed at compile time (loading packs them): %s", e)
 
 
 def read_manifest(directory: Path) -> dict:

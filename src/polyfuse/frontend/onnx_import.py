@@ -21,7 +21,7 @@ from ..errors import ModelError, UnsupportedError
 from ..ir import Graph, Node, Value
 from ..ir.narrow_types import NARROW_TYPES
 from .check_model import DEFAULT_DOMAINS, check_names, check_nodes, check_operators
-from .onnx_weights import split_weights, tensor_view
+from .onnx_weights import PLAIN, split_weights, tensor_view
 
 MIN_OPSET, MAX_OPSET = 13, 21
 
@@ -115,13 +115,7 @@ def _opset(proto: onnx.ModelProto) -> int | None:
     return None
 
 
-_NP_OF_ONNX = {
-    onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16,
-    onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16,
-    onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.UINT32: np.uint32,
-    onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.BOOL: np.bool_,
-    **{t.onnx_code: t.dtype for t in NARROW_TYPES},
-}
+_NP_OF_ONNX = {**PLAIN, **{t.onnx_code: t.dtype for t in NARROW_TYPES}}
 
 
 def _value_from_type_proto(name: str, tp: onnx.TypeProto, where: str) -> Value:

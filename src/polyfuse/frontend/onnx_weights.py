@@ -25,6 +25,7 @@ _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
 _T_DATA_TYPE, _T_SEGMENT, _T_RAW_DATA, _T_DATA_LOCATION = 2, 3, 9, 14
 _MIN_BYTES = 1024  # smaller tensors (shapes, scalars) stay in the message
 
+# ONNX element types numpy holds natively (onnx_import adds the narrow ones).
 PLAIN = {
     onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.FLOAT16: np.float16,
     onnx.TensorProto.INT64: np.int64, onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT16: np.int16,
@@ -57,6 +58,11 @@ def _encode_varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def _header(field: int, length: int) -> bytes:
+    """The key and length of a length-delimited field."""
+    return _encode_varint(field << 3 | 2) + _encode_varint(length)
 
 
 def _fields(buf, pos: int, end: int):
@@ -114,21 +120,19 @@ def split_weights(data: bytes):
         _, _, gstart, gpos, gend = graphs[0]
         parts, raws, index = [], {}, 0
         for field, wire, start, p, q in _fields(buf, gpos, gend):
-            if field == _GRAPH_INITIALIZER and wire == 2:
-                split = _split_tensor(buf, p, q)
-                if split is not None:
-                    body, (off, n) = split
-                    parts.append(_encode_varint(_GRAPH_INITIALIZER << 3 | 2) + _encode_varint(len(body)) + body)
-                    raws[index] = np.frombuffer(data, dtype=np.uint8, count=n, offset=off)
-                    index += 1
-                    continue
-                index += 1
-            parts.append(buf[start:q])
+            initializer = field == _GRAPH_INITIALIZER and wire == 2
+            split = _split_tensor(buf, p, q) if initializer else None
+            if split is None:
+                parts.append(buf[start:q])
+            else:
+                body, (off, n) = split
+                parts.append(_header(_GRAPH_INITIALIZER, len(body)) + body)
+                raws[index] = np.frombuffer(data, dtype=np.uint8, count=n, offset=off)
+            index += initializer
     except _Malformed:
         return None
     graph = b"".join(parts)
-    stripped = b"".join([buf[:gstart], _encode_varint(_MODEL_GRAPH << 3 | 2), _encode_varint(len(graph)), graph,
-                         buf[gend:]])
+    stripped = b"".join([buf[:gstart], _header(_MODEL_GRAPH, len(graph)), graph, buf[gend:]])
     proto = onnx.ModelProto()
     proto.ParseFromString(stripped)
     return proto, raws

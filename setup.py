@@ -47,5 +47,5 @@ setup(
     # polyfuse nas: optuna's NSGA-II sampler (multi-objective search with constraints, kept
     # up to date by its authors) and matplotlib for pareto.png; Ray runs quality functions on a cluster
     extras_require={"nas": ["optuna>=5.0", "matplotlib>=3.5"], "ray": ["ray>=2.9"]},
-    entry_points={"console_scripts": ["polyfuse = polyfuse.cli:main"]},
+    entry_points={"console_scripts": ["polyfuse = polyfuse.cli:console"]},
 )

@@ -112,6 +112,7 @@ constexpr int MR = 4, NR = 16, KC = 256, MC = 128, NC = 512;
 constexpr const char* kKernelName = "portable-4x16";
 #endif
 static_assert(MC % MR == 0 && NC % NR == 0, "blocking must be tile multiples");
+constexpr int kFarPanels = 2;  // see macro_kernel
 
 inline idx round_up(idx x, idx m) { return (x + m - 1) / m * m; }
 inline idx ceil_div(idx x, idx m) { return (x + m - 1) / m; }
@@ -515,8 +516,8 @@ struct Problem {
 
 // C[0:mc, 0:nc] (+)= A @ Bp, one MR x NR tile at a time. Row r of A starts at A.p + r * a_row
 // (see APanel); Bp holds nc columns, panel-packed with depth kc.
-void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, float* C, idx ldc,
-                  float alpha, float beta) {
+void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, const float* Bend, float* C,
+                  idx ldc, float alpha, float beta) {
   for (int jr = 0; jr < nc; jr += NR) {
     const int nr = std::min(NR, nc - jr);
     const float* b = Bp + (idx)jr * kc;
@@ -526,8 +527,18 @@ void macro_kernel(int mc, int nc, int kc, APanel A, idx a_row, const float* Bp, 
     const char* next_b = reinterpret_cast<const char*>(b + (idx)NR * kc);
     const int n_ir = (mc + MR - 1) / MR;
     const int lines = jr + NR < nc ? (int)(NR * kc * sizeof(float) / 64) : 0, per_ir = (lines + n_ir - 1) / n_ir;
+    // And the panel kFarPanels after the next one into L2, up to Bend (the end of the packed B
+    // buffer: in a pre-packed B, the next panels and then the next K block's follow in memory).
+    // Weights too large for the L3 share come from memory, and the hardware prefetchers stop
+    // at 4 KiB pages. MobileBERT's FFN pair (128x512x128, 128x128x512 in 64-row blocks, one per
+    // thread) with 96 sets of weights (48 MiB) on the EPYC (Zen 4) of issue 21: 195 -> 182-187 us
+    // (2 threads; 158-164 us with one set, in cache).
+    const char* far_b = next_b + (idx)kFarPanels * NR * kc * sizeof(float);
+    const int far_lines = (int)std::max<idx>(0, std::min<idx>(NR * kc * sizeof(float), reinterpret_cast<const char*>(Bend) - far_b) / 64);
+    const int far_per_ir = (far_lines + n_ir - 1) / n_ir;
     for (int ir = 0, step = 0; ir < mc; ir += MR, ++step) {
       for (int q = step * per_ir, qe = std::min(lines, q + per_ir); q < qe; ++q) __builtin_prefetch(next_b + 64 * q, 0, 3);
+      for (int q = step * far_per_ir, qe = std::min(far_lines, q + far_per_ir); q < qe; ++q) __builtin_prefetch(far_b + 64 * q, 0, 2);
       const int mr = std::min(MR, mc - ir);
       const APanel a{A.p + ir * a_row, A.rs, A.cs};
       float* c = C + ir * ldc + jr;
@@ -751,12 +762,14 @@ void run(const Problem& p, int nthreads) {
           const int k0 = kb * kcb, kc = std::min(kcb, K - k0);
           // beta applies once per C element; partial sums start from zero
           const float beta = kb > kb0 ? 1.0f : g == 0 ? p.beta : 0.0f;
-          const float* Bp;
+          const float *Bp, *Bend;
           if (p.packedB) {
             Bp = p.packedB + (idx)k0 * npad + (idx)n0 * kc;  // see pf_sgemm_pack_b
+            Bend = p.packedB + (idx)K * npad;
           } else {
             pack_b(p.B, p.ldb, p.transB, k0, kc, n0, nc, Bbuf);
             Bp = Bbuf;
+            Bend = Bbuf + (idx)kc * round_up(nc, NR);
           }
           APanel Ak{Ashared + (idx)k0 * msb_pad, 1, MR};  // packed: row r at r * kc
           idx a_row = kc;
@@ -768,7 +781,7 @@ void run(const Problem& p, int nthreads) {
           for (int ic = r0; ic < r1; ic += mcb) {
             const int mc = std::min(mcb, r1 - ic);
             const APanel a{Ak.p + ic * a_row, Ak.rs, Ak.cs};
-            macro_kernel(mc, nc, kc, a, a_row, Bp, C + ic * ldc + n0, ldc, p.alpha, beta);
+            macro_kernel(mc, nc, kc, a, a_row, Bp, Bend, C + ic * ldc + n0, ldc, p.alpha, beta);
             if (p.ep && kg == 1 && k0 + kc == K) p.ep->fn(p.ep->ctx, m0 + ic, m0 + ic + mc, n0, n0 + nc);  // final, in cache
           }
         }

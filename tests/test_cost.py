@@ -128,6 +128,17 @@ def test_cli_estimate_json_and_a_foreign_profile():
     assert r.returncode == 2 and "describes no device for target 'android-gpu' (it has: host)" in r.stderr, r.stderr
 
 
+def test_cli_stops_quietly_when_its_reader_goes_away():
+    """`polyfuse estimate ... | head`: a closed stdout ends the command with 141 (as SIGPIPE would)
+    and no error message, not an "internal error" (70) or a traceback."""
+    p = subprocess.Popen([sys.executable, "-m", "polyfuse", "-q", "estimate", str(TINY), "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()  # before the command has imported polyfuse, so its first write finds no reader
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 141, err
+    assert "error" not in err and "Traceback" not in err, err
+
+
 def _tiny_npys(tmp_path, seq=16) -> list:
     args = []
     with np.load(REPO / "examples" / "tiny_bert_inputs.npz") as f:

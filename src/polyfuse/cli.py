@@ -379,6 +379,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("polyfuse: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more reaches the pipe
+        return 141
     except Exception as e:  # a bug: say so in one line, keep the traceback for POLYFUSE_DEBUG
         if os.environ.get("POLYFUSE_DEBUG"):
             raise

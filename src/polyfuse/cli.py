@@ -363,16 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_PARSED = None  # the last command line main() parsed (console() reads its quick_exit)
-
-
 def main(argv=None) -> int:
-    global _PARSED
-    args = _PARSED = build_parser().parse_args(argv)
+    return _run(build_parser().parse_args(argv))
+
+
+def _run(args) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="polyfuse: %(message)s",
                         stream=sys.stderr)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone away is a BrokenPipeError handled below
+        return rc
     except PolyfuseError as e:
         print(f"polyfuse: error: {e}", file=sys.stderr)
         return 2
@@ -391,14 +392,16 @@ def main(argv=None) -> int:
 
 
 def console() -> None:
-    """The installed ``polyfuse`` command (and ``python -m polyfuse``): :func:`main`, then exit.
+    """The installed ``polyfuse`` command (and ``python -m polyfuse``): runs the command line as
+    :func:`main` does, then exits.
 
     A command that only reads and prints (``quick_exit`` in its defaults: estimate) leaves with
     ``os._exit`` once its output is flushed, skipping the interpreter's teardown: freeing the
     graph and sympy's caches after pricing BERT-base took 0.2-0.27 s of a ~2 s command, and such
     a command has no files, temporary folders or child processes to finish."""
-    rc = main()
-    if getattr(_PARSED, "quick_exit", False):
+    args = build_parser().parse_args()
+    rc = _run(args)
+    if getattr(args, "quick_exit", False):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(rc)

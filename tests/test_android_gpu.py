@@ -287,6 +287,20 @@ def test_no_opencl_driver_is_one_clear_error(tiny_gpu, tmp_path, monkeypatch):
 
 
 @needs_opencl
+@pytest.mark.skipif(not shutil.which("clinfo"), reason="needs clinfo")
+def test_calibrating_android_gpu_names_the_opencl_device(monkeypatch):
+    """A calibrated android-gpu profile names the OpenCL device that ran the kernels, as clinfo
+    lists it, not the host's CPU."""
+    from polyfuse.cost import calibrate as cal
+
+    monkeypatch.setattr(cal, "CALIBRATION_SET", ((1, 64, 2, 256, 32, 0), (1, 128, 2, 512, 64, 0)))
+    doc = cal.calibrate("android-gpu", repeat=2, rounds=1)
+    out = subprocess.run(["clinfo", "-l"], capture_output=True, text=True, timeout=60).stdout
+    listed = {line.split(":", 1)[1].strip() + " (android-gpu)" for line in out.splitlines() if "Device #" in line}
+    assert doc["targets"]["android-gpu"]["device"] in listed, (doc["targets"]["android-gpu"]["device"], listed)
+
+
+@needs_opencl
 def test_inspect_counts_the_launches_the_artifact_makes(tiny_gpu):
     """`launches` of inspect --json is what the generated host code enqueues per inference (one
     NDRange per kernel); tiny BERT stays within the issue's 20 (TVM: 39)."""

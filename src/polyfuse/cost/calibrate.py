@@ -49,8 +49,9 @@ def _unit_profile(target: str) -> DeviceProfile:
     return DeviceProfile("unit", target, "", False, 1.0, 1.0, 0.0, {k: flat for k in KINDS})
 
 
-def measure_set(target: str, threads: int | None, repeat: int, configs=None, rounds: int = 3) -> list[tuple]:
-    """(KernelCost with its work and bytes, measured ms) for every launch of every config. The
+def measure_set(target: str, threads: int | None, repeat: int, configs=None, rounds: int = 3) -> tuple[list, str]:
+    """(KernelCost with its work and bytes, measured ms) for every launch of every config, and the
+    OpenCL device that ran them (android-gpu; else ""). The
     configs are timed in ``rounds`` passes over all of them and each launch keeps its fastest
     round's median: a shared machine's slow spells last seconds, longer than one model's runs."""
     from .. import compile as pf_compile
@@ -59,7 +60,7 @@ def measure_set(target: str, threads: int | None, repeat: int, configs=None, rou
     from .profiler import measure
 
     configs = CALIBRATION_SET if configs is None else configs
-    built = []
+    built, device = [], ""
     with tempfile.TemporaryDirectory(prefix="polyfuse-calibrate-") as tmp:
         for n, cfg in enumerate(configs):
             c = EncoderConfig(*cfg)
@@ -70,12 +71,13 @@ def measure_set(target: str, threads: int | None, repeat: int, configs=None, rou
             log.info("calibrate: [%d/%d] built %s: %d launches", n + 1, len(configs), c.name(), len(est.groups))
         for r in range(rounds):
             for n, (c, model, est, best) in enumerate(built):
-                got = measure(model.directory, example_feeds(c), repeat, threads).launch_ms
+                m = measure(model.directory, example_feeds(c), repeat, threads)
+                got, device = m.launch_ms, m.device or device
                 if len(est.groups) != len(got):
                     raise InputError(f"calibration: {c.name()} has {len(est.groups)} kernels but pf_run timed {len(got)}")
                 built[n] = (c, model, est, got if best is None else [min(a, b) for a, b in zip(best, got)])
             log.info("calibrate: timing round %d/%d done", r + 1, rounds)
-    return [s for _, _, est, best in built for s in zip(est.groups, best)]
+    return [s for _, _, est, best in built for s in zip(est.groups, best)], device
 
 
 def _predict(work, macs, nbytes, launch_s, peak, bw, ce, hw, me, hb, p):
@@ -152,7 +154,10 @@ def fit(samples: list, target: str, device: str) -> dict:
                                  "kinds": kinds}}}
 
 
-def this_device(target: str) -> str:
+def this_device(target: str, opencl_device: str = "") -> str:
+    """The device a calibration ran on: the OpenCL device's name where one ran it, else the CPU's."""
+    if opencl_device:
+        return f"{opencl_device} ({target})"
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -171,4 +176,5 @@ def calibrate(target: str = "host", threads: int | None = None, repeat: int = 20
     if not t.loads_here:
         raise InputError(f"calibrate --target {target}: its code does not run here (calibrating on a device is "
                          "not supported yet)")
-    return fit(measure_set(target, threads, repeat, rounds=rounds), target, this_device(target))
+    samples, device = measure_set(target, threads, repeat, rounds=rounds)
+    return fit(samples, target, this_device(target, device))

@@ -3,8 +3,9 @@
 The artifact's own pf_run runs the model ``repeat`` times with PF_PROFILE=1; the generated code
 times every launch (host and android-cpu: a steady clock around each kernel call; android-gpu:
 OpenCL profiling events) and prints one ``pf_profile <launch> <kernel> <runs> <median ns>`` line
-per launch when it exits (the first run, cold, not counted). Launch j is the cost model's group
-j (both follow the fused kernel order).
+per launch when it exits (the first run, cold, not counted), and android-gpu a ``pf_device <name>``
+line naming the OpenCL device. Launch j is the cost model's group j (both follow the fused
+kernel order).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from . import Estimate
 class Measured:
     launch_ms: list  # median ms per launch, in launch order
     wall_ms: float  # pf_run's median latency of a whole inference
+    device: str = ""  # the OpenCL device that ran it (android-gpu; empty for CPU targets)
 
 
 def parse_profile(stderr: str) -> list[float]:
@@ -57,7 +59,8 @@ def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = Non
         wall = float(r.stdout.split("median ")[1].split()[0])
     except (IndexError, ValueError):
         raise InputError(f"{runner}: printed no latency: {r.stdout[-500:]}") from None
-    return Measured(parse_profile(r.stderr), wall)
+    device = next((line[len("pf_device "):].strip() for line in r.stderr.splitlines() if line.startswith("pf_device ")), "")
+    return Measured(parse_profile(r.stderr), wall, device)
 
 
 def compare(est: Estimate, measured: Measured) -> dict:

@@ -78,6 +78,27 @@ def test_tiny_bert_on_opencl_matches_onnxruntime(tiny_gpu):
 
 
 @needs_opencl
+def test_gemm_chains_stay_correct_where_tune_turns_them_on(tmp_path):
+    """android-gpu forms no GEMM chains by default (they leave a GPU idle); --tune still tries them,
+    so the chain kernel, on tiny BERT's two feed-forward blocks, still matches onnxruntime."""
+    import dataclasses
+
+    from polyfuse.inspect import summarize
+    from polyfuse.targets import ANDROID_GPU
+    from polyfuse.targets.base import SCHEDULE
+
+    feeds = _tiny_feeds()
+    shapes = {k: v.shape for k, v in feeds.items()}
+    chained = dataclasses.replace(ANDROID_GPU, schedule={
+        **ANDROID_GPU.schedule, "chain_max_second_weights": SCHEDULE["chain_max_second_weights"]})
+    assert "gemmchain" not in summarize(TINY, target=ANDROID_GPU, shapes=shapes)[0]["kernels_by_kind"]
+    assert summarize(TINY, target=chained, shapes=shapes)[0]["kernels_by_kind"]["gemmchain"] == 2
+    m = polyfuse.compile(TINY, chained, shapes=shapes, output_dir=tmp_path / "chained")
+    for name, ours, ref in zip(m.output_names, m.run(None, feeds), run_ort(onnx.load(TINY), feeds)):
+        assert float(np.max(np.abs(ours - ref))) <= ATOL, name
+
+
+@needs_opencl
 def test_cli_compile_and_run_on_opencl(tmp_path):
     feeds = _tiny_feeds(24)
     np.savez(tmp_path / "in.npz", **feeds)

@@ -2,7 +2,8 @@
 timed on this machine, and the fastest is kept.
 
 A variant is the target's schedule (targets/base.py SCHEDULE) with one knob changed: a GEMM
-chain's largest second weights off (no chains) or 4x, its row tile halved or doubled, attention's
+chain's largest second weights off (no chains) or 4x (or, where the target forms none, the common
+limit), its row tile halved or doubled, attention's
 query-row blocks halved or doubled (where the target splits attention so), and the merging of
 parallel MatMuls off. The front end runs once; each variant is fused and priced (cost/model.py:
 launches, bytes with each block's re-reads, work), then the ``k`` best predicted, and the
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError, PolyfuseError
+from .targets.base import SCHEDULE
 
 log = logging.getLogger("polyfuse")
 
@@ -47,7 +49,8 @@ class Variant:
 def variants(target) -> list[Variant]:
     """The target's schedule, then each knob changed alone."""
     s = dict(target.schedule)
-    alternatives = {"chain_max_second_weights": (0, 4 * s["chain_max_second_weights"]),
+    chains = s["chain_max_second_weights"]  # 0: the target forms no chains; then try the common limit
+    alternatives = {"chain_max_second_weights": (0, 4 * chains) if chains else (SCHEDULE["chain_max_second_weights"],),
                     "chain_tile_bytes": (s["chain_tile_bytes"] // 2, 2 * s["chain_tile_bytes"]),
                     "attention_rows": (s["attention_rows"] // 2, 2 * s["attention_rows"]) if s["attention_rows"] else (),
                     "parallel_matmuls": (1 - s["parallel_matmuls"],)}

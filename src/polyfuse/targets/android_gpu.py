@@ -5,8 +5,14 @@ embedded in a small C++ host program that loads the OpenCL driver with dlopen
 (kernels/opencl/pf_cl.cpp): the library it builds has no link-time OpenCL dependency, runs on
 this machine's OpenCL device (a GPU, else PoCL on the CPU) and, built with the NDK from the
 artifact's CMakeLists.txt, on a phone's GPU driver (compiled with ``--device adb``, the host side is cross-built for the
-phone's arm64 CPU, as android-cpu is). A GEMM chain's row block stays in 16 KiB of local memory, and
-constant GEMM operands are read in place, not packed.
+phone's arm64 CPU, as android-cpu is). Constant GEMM operands are read in place, not packed.
+
+GEMM chains are off by default here (``chain_max_second_weights`` 0): a chain runs one work-group
+per block of rows (its intermediate in 16 KiB of local memory), too few to fill a GPU. Measured on
+an NVIDIA H200 (benchmarks/results/bench_opencl_h200.json), MobileBERT's 96 chains ran at
+57 GFLOP/s and took 56 of its 61 ms while its plain GEMMs ran at 440; the cost model, with that
+GPU's calibrated profile and with every shipped phone profile (sd865, sd855, kirin980), predicts
+two tiled GEMMs faster than the chain. ``--tune`` still tries chains as a variant.
 """
 from __future__ import annotations
 
@@ -30,9 +36,10 @@ ANDROID_GPU = Target(
     vector_bits=None,
     fp16=False,
     loads_here=True,
-    # a GEMM chain's row block of the intermediate lives in local memory: 16 KiB fits every GPU;
-    # attention is one work-group per query row, not blocks of rows
-    schedule={**SCHEDULE, "chain_tile_bytes": 16384, "attention_rows": 0},
+    # no GEMM chains by default (see above); when --tune tries them, a chain's row block of the
+    # intermediate lives in local memory: 16 KiB fits every GPU. Attention is one work-group per
+    # query row, not blocks of rows.
+    schedule={**SCHEDULE, "chain_max_second_weights": 0, "chain_tile_bytes": 16384, "attention_rows": 0},
     packs_weights=False,
     precisions=("fp32", "fp16"),  # fp16: half storage (vload_half / vstore_half), float32 arithmetic
     # --device adb: the host side cross-built for the phone's arm64 CPU, as android-cpu builds

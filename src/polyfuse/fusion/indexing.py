@@ -53,9 +53,9 @@ def _reshape_index(index, from_shape, to_shape):
         stride = 1
         for d in reversed(gb):
             n = int(to_shape[d])
-            out[d] = sympy.floor(lin / stride) if stride > 1 else lin
+            out[d] = sympy.floor(lin / stride, evaluate=False) if stride > 1 else lin
             if d != gb[0]:
-                out[d] = sympy.Mod(out[d], n)
+                out[d] = sympy.Mod(out[d], n, evaluate=False)
             stride *= n
     return tuple(out)
 
@@ -115,23 +115,34 @@ def _simplify_index(expr, extent_items):
             return q
         return None
 
-    def visit(e):
-        if not e.args:
-            return e
-        e = e.func(*[visit(a) for a in e.args])
+    def exact(e):
+        """e without its outer floor or Mod where the bounds prove it exact, else None."""
         if isinstance(e, sympy.floor):
             num, den = sympy.fraction(sympy.together(e.args[0]))
             if den.is_Integer and den > 1:
-                q = floor_div(num, int(den))
-                if q is not None:
-                    return q
+                return floor_div(num, int(den))
         elif isinstance(e, sympy.Mod) and e.args[1].is_Integer:
             k = int(e.args[1])
             q, r = _split(e.args[0], k)
             b = _bounds(r, extents)
             if b is not None and b[0] >= 0 and b[1] < k:
                 return r
-        return e
+        return None
+
+    def visit(e):
+        if not e.args:
+            return e
+        args = [visit(a) for a in e.args]
+        if isinstance(e, (sympy.floor, sympy.Mod)):
+            # tried unevaluated first: sympy's own evaluation of a floor or Mod (its assumption
+            # queries) cost more than the rest of fusing BERT-base, and is needed only where
+            # the bounds prove nothing
+            got = exact(e.func(*args, evaluate=False))
+            if got is not None:
+                return got
+        e = e.func(*args)
+        got = exact(e)
+        return e if got is None else got
 
     return visit(sympy.sympify(expr))
 

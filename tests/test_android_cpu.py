@@ -131,7 +131,14 @@ if args[0] == "shell":
     if words[0] == "rm": shutil.rmtree(words[-1], ignore_errors=True); sys.exit(0)
     if words[0] == "mkdir": os.makedirs(words[-1], exist_ok=True); sys.exit(0)
     if words[0] == "chmod": os.chmod(words[-1], 0o755); sys.exit(0)
-    r = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"] + words)
+    if words[0] == "getprop":
+        print({"ro.product.model": "Fake Pixel", "ro.soc.model": "SM8250"}.get(words[1], "")); sys.exit(0)
+    env = dict(os.environ)
+    if words[0] == "env":  # env NAME=VALUE ... COMMAND
+        words = words[1:]
+        while "=" in words[0]:
+            k, _, v = words.pop(0).partition("="); env[k] = v
+    r = subprocess.run(["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"] + words, env=env)
     sys.exit(r.returncode)
 sys.exit(1)
 '''
@@ -164,6 +171,44 @@ def test_adb_device_pushes_runs_and_pulls(tiny_arm, fake_adb):
     remote = f"/data/local/tmp/polyfuse/{d.name}"
     assert any(a[2] == "shell" and a[3].startswith(f"{remote}/pf_run {remote} --input") for a in log)
     assert any(a[2] == "pull" and a[3] == f"{remote}/out" for a in log)
+
+
+@needs_qemu
+def test_calibrate_and_profile_on_a_phone_through_adb(fake_adb, monkeypatch, tmp_path, capsys):
+    """calibrate --device adb compiles the calibration encoders for the phone, runs each one's
+    pf_run there with PF_PROFILE=1 (the fake phone: qemu) and fits a profile that names the phone
+    and that estimate reads; bench --profile --device adb times every launch the artifact makes."""
+    from polyfuse.cli import main
+    from polyfuse.cost import calibrate as cal
+    from polyfuse.inspect import summarize
+
+    monkeypatch.setattr(cal, "CALIBRATION_SET", ((1, 64, 2, 256, 32, 0), (1, 128, 2, 512, 64, 0)))
+    doc = cal.calibrate("android-cpu", repeat=2, rounds=1, device="adb")
+    assert doc["targets"]["android-cpu"]["device"] == "Fake Pixel (SM8250) (android-cpu)"
+    assert sum(v["launches"] for v in doc["fit"].values()) >= 10
+    (tmp_path / "phone.json").write_text(json.dumps(doc))
+    shapes = {k: v.shape for k, v in _tiny_feeds().items()}
+    est = polyfuse.estimate(TINY, shapes=shapes, target="android-cpu", profile=tmp_path / "phone.json")
+    assert est.profile.calibrated and est.total_ms > 0
+    log = [eval(line) for line in (fake_adb / "adb.log").read_text().splitlines()]  # noqa: S307 (our own log)
+    assert any(a[0] == "shell" and a[1].startswith("env PF_PROFILE=1 /data/local/tmp/polyfuse/") for a in log)
+
+    capsys.readouterr()
+    rc = main(["bench", str(TINY), "--target", "android-cpu", "--device", "adb", "--profile", "--repeat", "2", "--json",
+               *[f"--shape={k}={','.join(map(str, v))}" for k, v in shapes.items()]])
+    got = json.loads(capsys.readouterr().out)
+    assert rc == 0 and got["device"] == "Fake Pixel (SM8250)"
+    assert len(got["launches"]) == summarize(TINY, shapes=shapes, target="android-cpu")[0]["kernels"]
+    assert all(r["measured_ms"] > 0 for r in got["launches"])
+
+
+def test_calibrating_a_target_needs_a_device_only_where_its_code_runs_elsewhere():
+    from polyfuse.cost.calibrate import calibrate
+
+    with pytest.raises(InputError, match="runs on a device: add --device adb"):
+        calibrate("android-cpu")
+    with pytest.raises(InputError, match="its code runs here; leave out --device"):
+        calibrate("host", device="qemu")
 
 
 def test_missing_adb_qemu_or_device_is_a_clear_error(tmp_path, monkeypatch, fake_adb):

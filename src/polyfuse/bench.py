@@ -150,9 +150,10 @@ def bench_on_device(path, target: str, device: str, shapes=None, threads=None, r
 
 
 def profile_model(path, shapes=None, threads=None, repeat: int = 20, target: str = "host", precision: str = "fp32",
-                  device_profile=None, as_json: bool = False, top: int = 15) -> str:
+                  device_profile=None, as_json: bool = False, top: int = 15, device: str | None = None) -> str:
     """``bench --profile``: every launch's time, measured by the artifact's pf_run with
-    PF_PROFILE=1, next to the cost model's prediction (cost/profiler.py)."""
+    PF_PROFILE=1 (here, or on ``device``: qemu, adb[:SERIAL]), next to the cost model's
+    prediction (cost/profiler.py)."""
     import json
 
     from .api import compile as pf_compile
@@ -162,10 +163,12 @@ def profile_model(path, shapes=None, threads=None, repeat: int = 20, target: str
 
     if repeat < 1:
         raise InputError(f"repeat must be >= 1, got {repeat}")
-    threads = check_threads(threads) or os.cpu_count() or 1
-    model = pf_compile(path, target, shapes=shapes, threads=threads, precision=precision)
-    measured = measure(model.directory, sample_inputs(model.inputs), repeat, threads)
+    threads = check_threads(threads) or (None if device else os.cpu_count() or 1)  # a phone's: all its cores
+    model = pf_compile(path, target, shapes=shapes, threads=threads, precision=precision, device=device)
+    measured = measure(model.directory, sample_inputs(model.inputs), repeat, threads, device=device)
     est = estimate(path, shapes=shapes, target=target, profile=device_profile, precision=precision)
     c = compare(est, measured)
     c["threads"] = threads
+    if measured.device:
+        c["device"] = measured.device
     return json.dumps(c, indent=1) if as_json else table(c, top)

@@ -209,7 +209,7 @@ def cmd_calibrate(args) -> int:
         raise InputError(f"-o {out}: {'is a folder' if out.is_dir() else 'exists; --force replaces it'}")
     if not out.parent.is_dir():
         raise InputError(f"-o {out}: folder {out.parent} does not exist")
-    doc = calibrate(args.target, threads=args.threads, repeat=args.repeat)
+    doc = calibrate(args.target, threads=args.threads, repeat=args.repeat, device=args.device)
     tmp = out.with_name(out.name + ".partial")
     tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     tmp.replace(out)
@@ -243,12 +243,11 @@ def cmd_bench(args) -> int:
     from .targets import get as get_target
 
     if args.profile:
-        if args.device or not get_target(args.target).loads_here:
-            raise InputError("bench --profile times the launches on this machine; on a device run the artifact's "
-                             "pf_run with PF_PROFILE=1 there")
+        if not args.device and not get_target(args.target).loads_here:
+            raise InputError(f"--target {args.target}: its code does not run here; add --device qemu or --device adb")
         print(profile_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
                             target=args.target, precision=args.precision, device_profile=args.device_profile,
-                            as_json=args.json))
+                            as_json=args.json, device=args.device))
         return 0
     if args.device or not get_target(args.target).loads_here:
         if not args.device:
@@ -321,7 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_estimate, quick_exit=True)
 
     k = sub.add_parser("calibrate", help="fit a device profile for the cost model to this machine's kernel times")
-    k.add_argument("--target", default="host", help="a target whose code runs here: host, android-gpu (default host)")
+    k.add_argument("--target", default="host", help="host, android-gpu (this machine's OpenCL device), or with "
+                   "--device android-cpu / android-gpu (default host)")
+    k.add_argument("--device", metavar="DEVICE", help="time the kernels on a device: adb[:SERIAL] (a phone) or qemu "
+                   "(emulated arm64: checks the pipeline; its times are not a phone's)")
     k.add_argument("-o", "--output", required=True, help="the profile JSON to write (estimate --profile FILE)")
     k.add_argument("--force", action="store_true", help="replace an existing file")
     k.add_argument("--repeat", type=int, default=20, help="timed runs of each calibration model (default 20)")

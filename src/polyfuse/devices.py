@@ -3,6 +3,8 @@
 exactly what the device computes, written like ``polyfuse run`` writes them."""
 from __future__ import annotations
 
+import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -45,13 +47,19 @@ class Qemu:
             raise DeviceError(f"--device qemu: the cross sysroot {sysroot} is missing; install it "
                               "(apt-get install g++-aarch64-linux-gnu)")
 
-    def _pf_run(self, art: Path, *args: str, what: str) -> str:
-        r = subprocess.run([self.exe, *self.args, str(art / RUNNER), str(art), *args], capture_output=True, text=True)
-        return _check(r, what)
+    def _pf_run(self, art: Path, *args: str, what: str, profile: bool = False) -> str:
+        env = dict(os.environ, PF_PROFILE="1") if profile else None  # qemu-user passes it to the guest
+        r = subprocess.run([self.exe, *self.args, str(art / RUNNER), str(art), *args], capture_output=True, text=True,
+                           env=env)
+        return _check(r, what) + (r.stderr if profile else "")
 
-    def run(self, art: Path, inputs: list[tuple[str, Path]], out: Path, extra=()) -> str:
+    def run(self, art: Path, inputs: list[tuple[str, Path]], out: Path, extra=(), profile: bool = False) -> str:
+        """pf_run's output; with ``profile``, run with PF_PROFILE=1 and its pf_profile lines appended."""
         ins = [w for name, path in inputs for w in ("--input", f"{name}={path}")]
-        return self._pf_run(art, *ins, "-o", str(out), *extra, what="pf_run under qemu")
+        return self._pf_run(art, *ins, "-o", str(out), *extra, what="pf_run under qemu", profile=profile)
+
+    def describe(self) -> str:
+        return f"qemu-aarch64 emulating arm64 on {platform.machine()} (emulated times, not a phone's)"
 
     def write_packed(self, art: Path) -> None:
         """The artifact's weights.bin.packed, written by its own pf_run (pf_run --write-packed)."""
@@ -76,10 +84,26 @@ class Adb:
     def _adb(self, *args: str, what: str) -> str:
         return _check(subprocess.run(self.base + list(args), capture_output=True, text=True), what)
 
-    def shell(self, *words: str, what: str) -> str:
-        return self._adb("shell", " ".join(shlex.quote(w) for w in words), what=what)
+    def shell(self, *words: str, what: str, stderr: bool = False) -> str:
+        """The command's output (with ``stderr``, its error stream appended: adb keeps the two
+        apart on devices with the shell protocol and merges them on older ones)."""
+        r = subprocess.run(self.base + ["shell", " ".join(shlex.quote(w) for w in words)], capture_output=True,
+                           text=True)
+        return _check(r, what) + (r.stderr if stderr else "")
 
-    def run(self, art: Path, inputs: list[tuple[str, Path]], out: Path, extra=()) -> str:
+    def describe(self) -> str:
+        """The phone's model and SoC, as its properties name them."""
+        props = []
+        for prop in ("ro.product.model", "ro.soc.model", "ro.board.platform"):
+            try:
+                v = self.shell("getprop", prop, what="adb shell getprop").strip()
+            except DeviceError:
+                v = ""
+            if v and v not in props:
+                props.append(v)
+        return " ".join(props[:1]) + (f" ({', '.join(props[1:])})" if len(props) > 1 else "") if props else "adb device"
+
+    def run(self, art: Path, inputs: list[tuple[str, Path]], out: Path, extra=(), profile: bool = False) -> str:
         remote = f"{REMOTE_ROOT}/{_remote_name(art)}"
         self.shell("rm", "-rf", remote, what="adb shell rm")
         self.shell("mkdir", "-p", f"{remote}/in", what="adb shell mkdir")
@@ -90,7 +114,9 @@ class Adb:
             self._adb("push", str(path), f"{remote}/in/{k}.npy", what=f"adb push input {name!r}")
             args += ["--input", f"{name}={remote}/in/{k}.npy"]
         self.shell("chmod", "755", f"{remote}/{RUNNER}", what="adb shell chmod")
-        stdout = self.shell(f"{remote}/{RUNNER}", remote, *args, "-o", f"{remote}/out", *extra, what="pf_run on the device")
+        env = ("env", "PF_PROFILE=1") if profile else ()
+        stdout = self.shell(*env, f"{remote}/{RUNNER}", remote, *args, "-o", f"{remote}/out", *extra,
+                            what="pf_run on the device", stderr=profile)
         with tempfile.TemporaryDirectory(prefix="polyfuse-adb-") as tmp:
             self._adb("pull", f"{remote}/out", tmp, what="adb pull")
             pulled = Path(tmp) / "out"

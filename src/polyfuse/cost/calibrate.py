@@ -49,9 +49,11 @@ def _unit_profile(target: str) -> DeviceProfile:
     return DeviceProfile("unit", target, "", False, 1.0, 1.0, 0.0, {k: flat for k in KINDS})
 
 
-def measure_set(target: str, threads: int | None, repeat: int, configs=None, rounds: int = 3) -> tuple[list, str]:
+def measure_set(target: str, threads: int | None, repeat: int, configs=None, rounds: int = 3,
+                device: str | None = None) -> tuple[list, str]:
     """(KernelCost with its work and bytes, measured ms) for every launch of every config, and the
-    OpenCL device that ran them (android-gpu; else ""). The
+    device that ran them where it is not this machine's CPU (android-gpu's OpenCL device, or
+    ``device``: qemu, adb[:SERIAL]; else ""). The
     configs are timed in ``rounds`` passes over all of them and each launch keeps its fastest
     round's median: a shared machine's slow spells last seconds, longer than one model's runs."""
     from .. import compile as pf_compile
@@ -60,24 +62,24 @@ def measure_set(target: str, threads: int | None, repeat: int, configs=None, rou
     from .profiler import measure
 
     configs = CALIBRATION_SET if configs is None else configs
-    built, device = [], ""
+    built, ran_on = [], ""
     with tempfile.TemporaryDirectory(prefix="polyfuse-calibrate-") as tmp:
         for n, cfg in enumerate(configs):
             c = EncoderConfig(*cfg)
             onnx_model = build_encoder(c)
-            model = pf_compile(onnx_model, target, threads=threads, output_dir=Path(tmp) / c.name())
+            model = pf_compile(onnx_model, target, threads=threads, output_dir=Path(tmp) / c.name(), device=device)
             est = estimate(onnx_model, target=target, profile=_unit_profile(target))
             built.append((c, model, est, None))
             log.info("calibrate: [%d/%d] built %s: %d launches", n + 1, len(configs), c.name(), len(est.groups))
         for r in range(rounds):
             for n, (c, model, est, best) in enumerate(built):
-                m = measure(model.directory, example_feeds(c), repeat, threads)
-                got, device = m.launch_ms, m.device or device
+                m = measure(model.directory, example_feeds(c), repeat, threads, device=device)
+                got, ran_on = m.launch_ms, m.device or ran_on
                 if len(est.groups) != len(got):
                     raise InputError(f"calibration: {c.name()} has {len(est.groups)} kernels but pf_run timed {len(got)}")
                 built[n] = (c, model, est, got if best is None else [min(a, b) for a, b in zip(best, got)])
             log.info("calibrate: timing round %d/%d done", r + 1, rounds)
-    return [s for _, _, est, best in built for s in zip(est.groups, best)], device
+    return [s for _, _, est, best in built for s in zip(est.groups, best)], ran_on
 
 
 def _predict(work, macs, nbytes, launch_s, peak, bw, ce, hw, me, hb, p):
@@ -154,10 +156,11 @@ def fit(samples: list, target: str, device: str) -> dict:
                                  "kinds": kinds}}}
 
 
-def this_device(target: str, opencl_device: str = "") -> str:
-    """The device a calibration ran on: the OpenCL device's name where one ran it, else the CPU's."""
-    if opencl_device:
-        return f"{opencl_device} ({target})"
+def this_device(target: str, ran_on: str = "") -> str:
+    """The device a calibration ran on: the OpenCL device or the phone where one ran it, else
+    this machine's CPU."""
+    if ran_on:
+        return f"{ran_on} ({target})"
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -169,12 +172,20 @@ def this_device(target: str, opencl_device: str = "") -> str:
     return f"{cpu} ({target})"
 
 
-def calibrate(target: str = "host", threads: int | None = None, repeat: int = 20, rounds: int = 3) -> dict:
+def calibrate(target: str = "host", threads: int | None = None, repeat: int = 20, rounds: int = 3,
+              device: str | None = None) -> dict:
+    """A calibrated profile for ``target``: its code timed here, or on ``device`` (qemu,
+    adb[:SERIAL]) for a target built for another CPU (android-cpu; android-gpu with adb)."""
     from ..targets import get as get_target
 
     t = get_target(target)
-    if not t.loads_here:
-        raise InputError(f"calibrate --target {target}: its code does not run here (calibrating on a device is "
-                         "not supported yet)")
-    samples, device = measure_set(target, threads, repeat, rounds=rounds)
-    return fit(samples, target, this_device(target, device))
+    if device and t.loads_here and not t.device_variant:
+        raise InputError(f"calibrate --target {target}: its code runs here; leave out --device")
+    if not device and not t.loads_here:
+        raise InputError(f"calibrate --target {target}: its code runs on a device: add --device adb[:SERIAL] "
+                         "(a phone) or --device qemu (emulated: checks the pipeline, its times are not a phone's)")
+    if device and device.partition(":")[0] == "qemu":
+        log.warning("calibrate --device qemu: the times are qemu's emulation, not a phone's; the profile "
+                    "only shows that calibration on a device works")
+    samples, ran_on = measure_set(target, threads, repeat, rounds=rounds, device=device)
+    return fit(samples, target, this_device(target, ran_on))

@@ -38,9 +38,18 @@ def parse_profile(stderr: str) -> list[float]:
     return [per[j] for j in sorted(per)]
 
 
-def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = None, profile: bool = True) -> Measured:
+def opencl_device(printed: str) -> str:
+    """The OpenCL device an android-gpu pf_run named (its pf_device line), or ""."""
+    return next((line[len("pf_device "):].strip() for line in printed.splitlines() if line.startswith("pf_device ")), "")
+
+
+def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = None, profile: bool = True,
+            device: str | None = None) -> Measured:
     """Run the artifact's pf_run ``repeat`` times on ``feeds`` (with PF_PROFILE=1 unless not ``profile``:
-    then launch_ms is empty)."""
+    then launch_ms is empty), here or, for an artifact built for one, on ``device`` (qemu, adb[:SERIAL]);
+    a device's Measured.device describes it."""
+    if device:
+        return _measure_on_device(directory, feeds, repeat, threads, profile, device)
     runner = Path(directory) / "pf_run"
     if not runner.is_file():
         raise InputError(f"{directory}: has no pf_run to profile with (an artifact for a device: profile there)")
@@ -59,8 +68,21 @@ def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = Non
         wall = float(r.stdout.split("median ")[1].split()[0])
     except (IndexError, ValueError):
         raise InputError(f"{runner}: printed no latency: {r.stdout[-500:]}") from None
-    device = next((line[len("pf_device "):].strip() for line in r.stderr.splitlines() if line.startswith("pf_device ")), "")
-    return Measured(parse_profile(r.stderr), wall, device)
+    return Measured(parse_profile(r.stderr), wall, opencl_device(r.stderr))
+
+
+def _measure_on_device(directory, feeds, repeat, threads, profile, device) -> Measured:
+    from ..runtime.device_model import DeviceModel
+
+    model = DeviceModel(directory, device, threads)
+    with tempfile.TemporaryDirectory(prefix="polyfuse-profile-") as tmp:
+        printed = model.run_feeds(feeds, Path(tmp) / "out", bench=repeat, profile=profile)
+    try:
+        wall = float(printed.split("median ")[1].split()[0])
+    except (IndexError, ValueError):
+        raise InputError(f"pf_run on {device} printed no latency: {printed[-500:]}") from None
+    opencl, where = opencl_device(printed), model.device.describe()
+    return Measured(parse_profile(printed), wall, f"{opencl} on {where}" if opencl else where)
 
 
 def compare(est: Estimate, measured: Measured) -> dict:
@@ -83,7 +105,8 @@ def compare(est: Estimate, measured: Measured) -> dict:
 
 def table(c: dict, top: int = 15) -> str:
     p = c["profile"]
-    lines = [f"{c['model']} ({c['target']}, {c['precision']}): kernels {c['measured_ms']:.3f} ms measured "
+    on = f" on {c['device']}" if c.get("device") else ""
+    lines = [f"{c['model']} ({c['target']}{on}, {c['precision']}): kernels {c['measured_ms']:.3f} ms measured "
              f"(whole inference {c['wall_ms']:.3f} ms), {c['predicted_ms']:.3f} ms predicted by profile {p['name']} "
              f"({'calibrated' if p['calibrated'] else 'uncalibrated'}); ratio {c['predicted_ms'] / max(c['measured_ms'], 1e-12):.2f}",
              f"{'measured':>9} {'predicted':>9} {'GFLOP/s':>8} {'GB/s':>7} {'bound':>8}  launch kernel (fused ops)"]

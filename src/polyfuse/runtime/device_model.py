@@ -37,9 +37,10 @@ class DeviceModel(ArtifactModel):
         self.device = get_device(device, self.target)
         self._owned_tmp = _owned_tmp  # compile() without output_dir: the temporary folder is ours
 
-    def run_feeds(self, feeds, out: Path, bench: int | None = None) -> str:
+    def run_feeds(self, feeds, out: Path, bench: int | None = None, profile: bool = False) -> str:
         """pf_run on the device with ``feeds`` (input name -> array), outputs into ``out`` (absent
-        or empty), ``--bench`` when given; returns what pf_run printed."""
+        or empty), ``--bench`` when given; returns what pf_run printed (with ``profile``: run with
+        PF_PROFILE=1, its per-launch pf_profile lines included)."""
         if not isinstance(feeds, dict):
             raise InputError(f"feeds must be a dict of input name -> array, got {type(feeds).__name__}")
         unknown = sorted(set(feeds) - set(self.input_names), key=str)
@@ -57,7 +58,7 @@ class DeviceModel(ArtifactModel):
                 path = Path(tmp) / f"in{k}.npy"  # never a model's name: those stay inside pf_run's arguments
                 np.save(path, np.ascontiguousarray(a))
                 files.append((info.name, path))
-            return self.device.run(self.directory, files, out, extra)
+            return self.device.run(self.directory, files, out, extra, profile=profile)
 
     def latency(self, feeds, repeat: int) -> tuple[float, float]:
         """(median, min) milliseconds of ``repeat`` runs, timed by pf_run --bench on the device."""

@@ -5,6 +5,7 @@ intermediate, sequence) and the schedule, not read back from the code under test
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -96,9 +97,28 @@ def test_tune_refuses_before_any_work(tmp_path):
     with pytest.raises(PolyfuseError, match="used"):
         tune(build_encoder(CFG), used, target=get_target("host"))
     assert (used / "notes.txt").read_text() == "mine" and len(list(used.iterdir())) == 1
-    with pytest.raises(PolyfuseError, match="does not run here"):
+    with pytest.raises(PolyfuseError, match="runs on a device: add --device adb"):
         tune(build_encoder(CFG), tmp_path / "arm", target=get_target("android-cpu"))
     assert not (tmp_path / "arm").exists()
+    with pytest.raises(PolyfuseError, match="runs here; leave out --device"):
+        tune(build_encoder(CFG), tmp_path / "host", target=get_target("host"), device="qemu")
+    assert not (tmp_path / "host").exists()
+
+
+@pytest.mark.skipif(not (shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-g++")),
+                    reason="needs qemu-user and g++-aarch64-linux-gnu")
+def test_tune_on_a_device_times_the_variants_there(tmp_path):
+    """--tune --device: the variants are built for the device and timed by their pf_run there
+    (qemu here, as a phone would be through adb); the kept artifact runs there and is right."""
+    cfg = EncoderConfig(layers=1, hidden=64, heads=2, intermediate=256, seq=32)
+    model = build_encoder(cfg)
+    path, manifest, ranked = tune(model, tmp_path / "tuned", target=get_target("android-cpu").for_device(), k=1,
+                                  repeat=2, rounds=1, device="qemu")
+    timed = [v for v in manifest["tuning"]["variants"] if v["measured_ms"] is not None]
+    assert len({v.source for v in ranked if v.measured_ms}) == 2 and all(v["measured_ms"] > 0 for v in timed)
+    feeds = example_feeds(cfg)
+    for g, want in zip(load(path, device="qemu").run(None, feeds), run_ort(model, feeds)):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)
 
 
 def test_cli_compile_tune_prints_the_variants_and_keeps_one(tmp_path):

@@ -92,13 +92,14 @@ def cmd_compile(args) -> int:
 def _compile_tuned(args, target, out, t0) -> int:
     from .tune import table, tune
 
-    if args.device or args.no_fusion:
-        raise InputError("--tune builds and times fused variants on this machine: not with --device or --no-fusion")
+    if args.no_fusion:
+        raise InputError("--tune builds and times fused variants: not with --no-fusion")
     path, manifest, ranked = tune(args.model, out, target=target, shapes=parse_shapes(args.shape), k=args.tune,
                                   seconds=args.tune_time, repeat=args.tune_repeat, profile=args.tune_profile,
-                                  overwrite=args.force)
+                                  overwrite=args.force, device=args.device)
     tuning = manifest["tuning"]
-    print(f"tuned {manifest['model_name']} for {target.name} (cost model: profile {tuning['profile']}; "
+    on = f" on {args.device}" if args.device else ""
+    print(f"tuned {manifest['model_name']} for {target.name}{on} (cost model: profile {tuning['profile']}; "
           f"pf_run medians of {tuning['rounds']} rounds x {tuning['repeat']} runs):")
     print(table(ranked, tuning["chosen"]))
     print(f"kept {tuning['chosen']}: {manifest['stats']['kernels']} kernel launches, {time.perf_counter() - t0:.1f} s")

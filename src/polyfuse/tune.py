@@ -85,11 +85,13 @@ def rank(front, target, profile) -> list[Variant]:
 
 
 def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 600, repeat: int = 10,
-         rounds: int = 3, threads: int | None = None, profile=None, overwrite: bool = False):
+         rounds: int = 3, threads: int | None = None, profile=None, overwrite: bool = False,
+         device: str | None = None):
     """Compile ``model`` into ``directory`` with the fastest measured of the target's default and
     the ``k`` best predicted variants that generate other code; returns (directory, manifest,
-    ranked variants). No new build starts once ``seconds`` have passed (the default is always
-    built). ``directory`` is checked first and written only at the end."""
+    ranked variants). Variants are timed here, or on ``device`` (qemu, adb[:SERIAL]) for a target
+    built for one (``target.for_device()``). No new build starts once ``seconds`` have passed (the
+    default is always built). ``directory`` is checked first and written only at the end."""
     from .api import write_compiled
     from .bench import sample_inputs
     from .build.artifact import MANIFEST, check_replaceable, copy_artifact, read_manifest
@@ -99,8 +101,11 @@ def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 
 
     if k < 1 or rounds < 1 or repeat < 1:
         raise InputError(f"--tune: k, rounds and repeat must be at least 1 (got {k}, {rounds}, {repeat})")
-    if not target.loads_here:
-        raise InputError(f"--tune times variants on this machine; target {target.name}'s code does not run here")
+    if device and target.loads_here:
+        raise InputError(f"--tune --device: target {target.name}'s code runs here; leave out --device")
+    if not device and not target.loads_here:
+        raise InputError(f"--tune times variants where the code runs; target {target.name}'s runs on a device: "
+                         "add --device adb[:SERIAL] (or qemu, whose times are emulated)")
     directory = Path(directory)
     check_replaceable(directory, overwrite)
     prof = load_profile(profile, target.name)
@@ -137,7 +142,7 @@ def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 
         feeds = sample_inputs([front.graph.values[n] for n in front.graph.inputs])
         for r in range(rounds):  # alternating: a slow spell of a shared machine hits every variant
             for v, where in built:
-                v.measured_ms.append(measure(where, feeds, repeat, threads, profile=False).wall_ms)
+                v.measured_ms.append(measure(where, feeds, repeat, threads, profile=False, device=device).wall_ms)
             log.info("tune: timing round %d/%d done", r + 1, rounds)
         for v in ranked:  # a variant with the same code as a timed one shares its times
             if not v.measured_ms and v.source in by_source:

@@ -6,6 +6,7 @@ rtol 1e-5 + atol 1e-5 (float64: 1e-9), exact for integers and bools, NaN where O
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections import defaultdict
@@ -74,7 +75,25 @@ def _case_feeds(case, n) -> dict:
     return {f"c{n}_{k}": v for k, v in opcases.feeds(case).items() if k not in consts}
 
 
+@functools.lru_cache(maxsize=None)
+def ort_runs_opset(opset: int) -> bool:
+    """Whether the installed onnxruntime loads a model of this opset (1.32 runs opset 28; 1.30
+    refuses it as 'under development')."""
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    m = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", opset)], ir_version=opcases.IR_VERSION)
+    try:
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime's own Fail/InvalidGraph: the version it rejects
+        return False
+    return True
+
+
 def _ort(case):
+    """onnxruntime's outputs for the case, or None where it cannot load the case's opset."""
+    if not ort_runs_opset(case.opset):
+        return None
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(opcases.make_model(case).SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -98,6 +117,8 @@ def test_op_matches_onnxruntime_and_reference(case, compiled):
     names = [f"c{n}_out{j}" for j in range(case.num_outputs)]
     ours = model.run(names, feeds)
     ref = reference.evaluate(case.op_type, case.inputs, case.attrs, opset=case.opset, num_outputs=case.num_outputs)
-    for j, (got, want, mine) in enumerate(zip(ours, _ort(case), ref)):
-        _close(got, want, f"{case.id} output {j} vs onnxruntime")
+    by_ort = _ort(case) or [None] * len(ref)  # None: this onnxruntime cannot load the opset; numpy still checks
+    for j, (got, want, mine) in enumerate(zip(ours, by_ort, ref)):
+        if want is not None:
+            _close(got, want, f"{case.id} output {j} vs onnxruntime")
         _close(got, mine, f"{case.id} output {j} vs numpy reference")

@@ -73,6 +73,11 @@ def test_oracle_verdicts():
     assert compare("y", np.array([1.5], np.float32), np.array([1.1], np.float32), truth) is not None
     # a NaN where the float64 evaluation has one too (onnxruntime's ReduceMax may drop it)
     assert compare("y", np.array([np.nan], np.float32), np.array([3.0], np.float32), np.array([np.nan])) is None
+    # ... or an infinity where polyfuse and the float64 evaluation agree on a finite value (fuzz seed
+    # 15003867: ReduceMax of a column with NaN and inf, then IsNaN/Where; onnxruntime 1.32 gives inf)
+    assert compare("y", np.array([-0.75], np.float32), np.array([np.inf], np.float32), np.array([-0.75])) is None
+    assert compare("y", np.array([-0.5], np.float32), np.array([np.inf], np.float32), np.array([-0.75])) is not None
+    assert compare("y", np.array([-0.75], np.float32), np.array([np.inf], np.float32), None) is not None
 
 
 def test_rounding_spread_accepts_float32_error_where_onnxruntime_is_lucky():

@@ -99,6 +99,24 @@ def test_gemm_chains_stay_correct_where_tune_turns_them_on(tmp_path):
 
 
 @needs_opencl
+def test_a_long_layernorm_row_runs_in_float32_on_the_gpu(tmp_path):
+    """Lowering accumulates a float32 LayerNorm row over 1024 elements in double on CPUs; phone
+    GPUs have no double, so android-gpu sums it in float32 (a work-group's tree of partial sums)
+    instead of refusing the model. Rows of 2048 shifted by +5, against onnxruntime."""
+    from onnx import helper
+
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 2048])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    scale = helper.make_tensor("s", onnx.TensorProto.FLOAT, [2048], np.ones(2048, np.float32))
+    m = helper.make_model(helper.make_graph([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1)], "g",
+                                            [x], [y], [scale]), opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    feeds = {"x": (np.random.default_rng(0).standard_normal((4, 2048)) + 5).astype(np.float32)}
+    (got,) = polyfuse.compile(m, "android-gpu", output_dir=tmp_path / "ln").run(None, feeds)
+    (want,) = run_ort(m, feeds)
+    assert float(np.max(np.abs(got - want))) <= 1e-5
+
+
+@needs_opencl
 def test_cli_compile_and_run_on_opencl(tmp_path):
     feeds = _tiny_feeds(24)
     np.savez(tmp_path / "in.npz", **feeds)

@@ -85,7 +85,7 @@ def _hoist_inverses(body, stages, pr: CPrinter, acc_t: str) -> tuple:
 def render_reduction(k: Reduction, graph, target, packer=no_packing) -> RenderedKernel:
     params = Params(graph, target, k.output)
     zero = view.zero_unit_dims(k.shape)
-    acc_t = target.printer.type_name(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
+    acc_t = target.printer.accumulator_type(k.acc_dtype if k.acc_dtype is not None else graph.values[k.output].dtype)
     accs = {s: str(s) for s, _, _ in k.stages}
     rank = len(k.shape)
     outer = [d for d in range(rank) if d not in k.axes and k.shape[d] != 1]
@@ -157,7 +157,7 @@ def render_attention(k: Attention, graph, target, packer=no_packing) -> Rendered
     spr = params.printer(s.loads, {}, {ACC: "acc"}, guarded=params.guarded(s.loads, tuple(s.batch) + (s.m, s.n)))
     rloads = {x: l for x, l in r.loads.items() if x not in tile}
     rpr = params.printer(rloads, {}, {**tile, **{a: str(a) for a, _, _ in r.stages}}, guarded=params.guarded(rloads, r.shape))
-    acc_t = target.printer.type_name(r.acc_dtype if r.acc_dtype is not None else np.float32)
+    acc_t = target.printer.accumulator_type(r.acc_dtype if r.acc_dtype is not None else np.float32)
     c_batch, ldc = c.c_addressing()
     c_out = linear(IDX[:nb + 2], tuple(c.batch) + (c.m, c.n)) if c.c_strides is None else \
         sum((i * x for i, x in zip(IDX, c.c_strides)), sympy.Integer(0))

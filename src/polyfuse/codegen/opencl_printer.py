@@ -47,6 +47,13 @@ class OpenCLPrinter(CPrinter):
                                    f"(float32 and integer types are)")
         return t
 
+    @classmethod
+    def accumulator_type(cls, dtype) -> str:
+        """float where lowering asks for double (a long float32 LayerNorm row): phone GPUs have
+        none, and a work-group sums a row as a tree of partial sums (each work-item a stride of
+        it, then pairwise in local memory), whose float32 error stays small."""
+        return "float" if np.dtype(dtype) == np.float64 else cls.type_name(dtype)
+
     @staticmethod
     def int_literal(i: int) -> str:
         if i >= 2 ** 64 or i < -2 ** 63:

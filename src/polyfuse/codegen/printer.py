@@ -91,6 +91,12 @@ class CPrinter:
         return cls.TYPES[np.dtype(dtype)]
 
     @classmethod
+    def accumulator_type(cls, dtype) -> str:
+        """A reduction's accumulator type (a float32 LayerNorm over a long row asks for double:
+        kernel/lower.py LONG_ROW)."""
+        return cls.type_name(dtype)
+
+    @classmethod
     def storage_type(cls, dtype) -> str:
         """A buffer's element type: bool is read and written as bytes (see :func:`storage_type`)."""
         return cls.TYPES[np.dtype(np.uint8)] if np.dtype(dtype) == np.bool_ else cls.type_name(dtype)

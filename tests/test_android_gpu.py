@@ -105,11 +105,10 @@ def test_a_long_layernorm_row_runs_in_float32_on_the_gpu(tmp_path):
     instead of refusing the model. Rows of 2048 shifted by +5, against onnxruntime."""
     from onnx import helper
 
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 2048])
-    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
-    scale = helper.make_tensor("s", onnx.TensorProto.FLOAT, [2048], np.ones(2048, np.float32))
-    m = helper.make_model(helper.make_graph([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1)], "g",
-                                            [x], [y], [scale]), opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    from helpers import model
+
+    m = model([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1)], [("x", np.float32, [4, 2048])],
+              [("y", np.float32, None)], [("s", np.ones(2048, np.float32))])
     feeds = {"x": (np.random.default_rng(0).standard_normal((4, 2048)) + 5).astype(np.float32)}
     (got,) = polyfuse.compile(m, "android-gpu", output_dir=tmp_path / "ln").run(None, feeds)
     (want,) = run_ort(m, feeds)

@@ -79,10 +79,10 @@ def _case_feeds(case, n) -> dict:
 def ort_runs_opset(opset: int) -> bool:
     """Whether the installed onnxruntime loads a model of this opset (1.32 runs opset 28; 1.30
     refuses it as 'under development')."""
-    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
-    m = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y]),
-                          opset_imports=[helper.make_opsetid("", opset)], ir_version=opcases.IR_VERSION)
+    from helpers import model
+
+    m = model([helper.make_node("Identity", ["x"], ["y"])], [("x", np.float32, [1])], [("y", np.float32, [1])],
+              opset=opset)
     try:
         ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception:  # onnxruntime's own Fail/InvalidGraph: the version it rejects

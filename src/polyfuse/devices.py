@@ -3,6 +3,7 @@
 exactly what the device computes, written like ``polyfuse run`` writes them."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shlex
@@ -81,27 +82,18 @@ class Adb:
                               f"({(r.stderr or r.stdout).strip() or 'adb get-state failed'}); connect one, "
                               "enable USB debugging, check `adb devices`")
 
-    def _adb(self, *args: str, what: str) -> str:
-        return _check(subprocess.run(self.base + list(args), capture_output=True, text=True), what)
-
-    def shell(self, *words: str, what: str, stderr: bool = False) -> str:
-        """The command's output (with ``stderr``, its error stream appended: adb keeps the two
+    def _adb(self, *args: str, what: str, stderr: bool = False) -> str:
+        """adb's output (with ``stderr``, its error stream appended: adb keeps a shell command's two
         apart on devices with the shell protocol and merges them on older ones)."""
-        r = subprocess.run(self.base + ["shell", " ".join(shlex.quote(w) for w in words)], capture_output=True,
-                           text=True)
+        r = subprocess.run(self.base + list(args), capture_output=True, text=True)
         return _check(r, what) + (r.stderr if stderr else "")
 
+    def shell(self, *words: str, what: str, stderr: bool = False) -> str:
+        return self._adb("shell", " ".join(shlex.quote(w) for w in words), what=what, stderr=stderr)
+
     def describe(self) -> str:
-        """The phone's model and SoC, as its properties name them."""
-        props = []
-        for prop in ("ro.product.model", "ro.soc.model", "ro.board.platform"):
-            try:
-                v = self.shell("getprop", prop, what="adb shell getprop").strip()
-            except DeviceError:
-                v = ""
-            if v and v not in props:
-                props.append(v)
-        return " ".join(props[:1]) + (f" ({', '.join(props[1:])})" if len(props) > 1 else "") if props else "adb device"
+        """The phone's model and SoC, as its properties name them (asked once per phone)."""
+        return _describe_phone(tuple(self.base))
 
     def run(self, art: Path, inputs: list[tuple[str, Path]], out: Path, extra=(), profile: bool = False) -> str:
         remote = f"{REMOTE_ROOT}/{_remote_name(art)}"
@@ -125,6 +117,20 @@ class Adb:
             for f in files:
                 shutil.copy2(f, out / f.name)
         return stdout.replace(f"{remote}/out", str(out))
+
+
+@functools.lru_cache(maxsize=None)
+def _describe_phone(base: tuple) -> str:
+    props = []
+    for prop in ("ro.product.model", "ro.soc.model", "ro.board.platform"):
+        r = subprocess.run([*base, "shell", f"getprop {prop}"], capture_output=True, text=True)
+        v = r.stdout.strip() if r.returncode == 0 else ""
+        if v and v not in props:
+            props.append(v)
+    if not props:
+        return "adb device"
+    model, *soc = props
+    return f"{model} ({', '.join(soc)})" if soc else model
 
 
 def _remote_name(art: Path) -> str:

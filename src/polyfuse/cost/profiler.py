@@ -64,11 +64,7 @@ def measure(directory: Path, feeds: dict, repeat: int, threads: int | None = Non
         r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PF_PROFILE="1" if profile else "0"), timeout=3600)
     if r.returncode != 0:
         raise InputError(f"{runner}: failed while profiling: {r.stderr.strip()[-2000:]}")
-    try:
-        wall = float(r.stdout.split("median ")[1].split()[0])
-    except (IndexError, ValueError):
-        raise InputError(f"{runner}: printed no latency: {r.stdout[-500:]}") from None
-    return Measured(parse_profile(r.stderr), wall, opencl_device(r.stderr))
+    return Measured(parse_profile(r.stderr), _median_ms(r.stdout, str(runner)), opencl_device(r.stderr))
 
 
 def _measure_on_device(directory, feeds, repeat, threads, profile, device) -> Measured:
@@ -77,12 +73,17 @@ def _measure_on_device(directory, feeds, repeat, threads, profile, device) -> Me
     model = DeviceModel(directory, device, threads)
     with tempfile.TemporaryDirectory(prefix="polyfuse-profile-") as tmp:
         printed = model.run_feeds(feeds, Path(tmp) / "out", bench=repeat, profile=profile)
-    try:
-        wall = float(printed.split("median ")[1].split()[0])
-    except (IndexError, ValueError):
-        raise InputError(f"pf_run on {device} printed no latency: {printed[-500:]}") from None
     opencl, where = opencl_device(printed), model.device.describe()
-    return Measured(parse_profile(printed), wall, f"{opencl} on {where}" if opencl else where)
+    return Measured(parse_profile(printed), _median_ms(printed, f"pf_run on {device}"),
+                    f"{opencl} on {where}" if opencl else where)
+
+
+def _median_ms(printed: str, who: str) -> float:
+    """The median latency of pf_run --bench's summary line."""
+    try:
+        return float(printed.split("median ")[1].split()[0])
+    except (IndexError, ValueError):
+        raise InputError(f"{who}: printed no latency: {printed[-500:]}") from None
 
 
 def compare(est: Estimate, measured: Measured) -> dict:

@@ -11,7 +11,11 @@ pause between processes, so no engine's spinning workers share the cores with an
 per engine: the median over rounds of each round's median latency, the range of those, GFLOP/s
 (MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
 peak_flops.cpp in the same run, the max abs error against onnxruntime, and polyfuse's speedup
-over each peer (peer ms / polyfuse ms).
+over each peer (peer ms / polyfuse ms), also per round (the median and range of each round's peer
+ms / polyfuse ms: engines of one round ran in the same phase of a shared machine). Each round
+starts with peak_flops.cpp --pingpong, a cache line's round trip between the two CPUs, printed
+as the round's phase: on the shared 2-vCPU machines here every engine runs slower, polyfuse more,
+in spells where it reads 325 ns and up instead of ~55.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from bench_gemm import pingpong_probe  # noqa: E402
 from bench_vs_ort import DEFAULT_ARCHS, cpu_model, matmul_flops, measured_peak  # noqa: E402
 
 ENGINES = ("polyfuse", "onnxruntime", "litert", "mnn")
@@ -50,7 +55,7 @@ def _run(engine: str, model: Path, feeds: Path, threads: int, repeat: int, out: 
         return {k: f[k] for k in f.files}
 
 
-def bench(arch: str, a, peak: float) -> dict:
+def bench(arch: str, a, peak: float, probe) -> dict:
     import polyfuse
 
     work = Path(a.work)
@@ -63,15 +68,19 @@ def bench(arch: str, a, peak: float) -> dict:
     flops, _ = matmul_flops(str(onnx_path), shapes)
     models = {e: artifact if e == "polyfuse" else work / f"{arch}{FILE[e]}" for e in a.engines}
     medians = {e: [] for e in a.engines}
+    pingpong = []
     outs = {}
     for r in range(a.rounds):
+        time.sleep(PAUSE_S)
+        pingpong.append(probe())
         for e in a.engines:
             time.sleep(PAUSE_S)
             res = _run(e, models[e], feeds, a.threads, a.repeat, work / f"{arch}.{e}.out.npz", Path(a.venv))
             medians[e].append(float(np.median(res["ms"])))
             outs[e] = [res[k] for k in sorted(k for k in res if k.startswith("out"))]
-        print(f"  {arch}: round {r + 1}/{a.rounds}: " + ", ".join(f"{e} {medians[e][-1]:.2f}" for e in a.engines),
-              flush=True)
+        phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns)"
+        print(f"  {arch}: round {r + 1}/{a.rounds}{phase}: " +
+              ", ".join(f"{e} {medians[e][-1]:.2f}" for e in a.engines), flush=True)
     ref = outs.get("onnxruntime")
     rows = {}
     for e in a.engines:
@@ -81,11 +90,14 @@ def bench(arch: str, a, peak: float) -> dict:
             err = max(float(np.max(np.abs(np.asarray(o, np.float64).reshape(np.shape(w)) - w)))
                       for o, w in zip(outs[e], ref))
         rows[e] = {"ms": ms, "range": [min(medians[e]), max(medians[e])], "gflops": flops / ms / 1e6,
-                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err}
+                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err, "rounds_ms": medians[e]}
     pf = rows.get("polyfuse", {}).get("ms")
     for e, row in rows.items():
         row["polyfuse_speedup"] = row["ms"] / pf if pf else None
-    return {"arch": arch, "gflop": flops / 1e9, "engines": rows}
+        if "polyfuse" in medians:  # the same round's processes ran minutes apart at most: same machine phase
+            paired = [m / p for m, p in zip(medians[e], medians["polyfuse"])]
+            row["paired_speedup"] = {"median": statistics.median(paired), "range": [min(paired), max(paired)]}
+    return {"arch": arch, "gflop": flops / 1e9, "engines": rows, "pingpong_ns": pingpong}
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -128,18 +140,21 @@ def main(argv=None) -> int:
         print(f"no peers environment at {a.venv}: run bash benchmarks/peers/install.sh first", file=sys.stderr)
         return 2
     peak, isa, _ = measured_peak(a.threads)
+    probe = pingpong_probe()
     print(f"{cpu_model()}, {a.threads} threads, fp32 peak {peak:.0f} GFLOP/s ({isa}, peak_flops.cpp, this run)")
     results = []
     for arch in a.arch:
-        r = bench(arch, a, peak)
+        r = bench(arch, a, peak, probe)
         results.append(r)
         print(f"{arch} ({r['gflop']:.2f} GFLOP of MatMul/Gemm), median of {a.rounds} process medians:")
         print(f"  {'engine':<12} {'ms':>9} {'range':>17} {'GFLOP/s':>8} {'peak':>6} {'err vs ort':>10} "
-              f"{'polyfuse speedup':>16}")
+              f"{'polyfuse speedup':>16} {'per round':>16}")
         for e, row in r["engines"].items():
             err = "-" if row["max_abs_err_vs_ort"] is None else f"{row['max_abs_err_vs_ort']:.1e}"
+            pr = row.get("paired_speedup")
+            paired = f"{pr['median']:.2f}x {pr['range'][0]:.2f}-{pr['range'][1]:.2f}" if pr else "-"
             print(f"  {e:<12} {row['ms']:9.3f} {row['range'][0]:8.3f}-{row['range'][1]:<8.3f} {row['gflops']:8.1f} "
-                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x")
+                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x {paired:>16}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq, "repeat": a.repeat,
            "rounds": a.rounds, "results": results}

@@ -18,6 +18,9 @@
 //
 // Built with -DPEAK_FLOPS_LIBRARY (no main) it exports peak_flops_run(nthreads, iters), the
 // GFLOP/s of one timed run, so bench_gemm.py can sample the peak between its GEMM samples.
+//
+//   ./peak_flops --pingpong
+// prints "pingpong ns=NN", a cache line's round trip between two CPUs (see pingpong()).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -209,8 +212,52 @@ static int after_idle(int pause_ms) {
   return 0;
 }
 
+// --pingpong: the median round trip of one cache line between two threads pinned to two CPUs, over
+// 5 runs of 20000 trips. On the shared 2-vCPU machines of issue 21 it read 52-58 ns in most phases and
+// 325-1500 ns in others, when every engine, polyfuse more, ran slower: a phase label for benchmarks.
+static int pingpong() {
+  if (std::thread::hardware_concurrency() < 2) {
+    std::printf("pingpong needs two CPUs\n");
+    return 1;
+  }
+  alignas(64) static std::atomic<long> line{0};
+  constexpr long kTrips = 20000;
+  std::vector<double> ns;
+#if defined(__linux__)
+  cpu_set_t caller_cpus;  // restored after each run, so the next run's thread is not born on CPU 0 only
+  const bool restore = sched_getaffinity(0, sizeof caller_cpus, &caller_cpus) == 0;
+#endif
+  for (int run = 0; run < 5; ++run) {
+    line.store(0);
+    std::thread other([] {
+      pin_to_nth_cpu(1);
+      for (long i = 0; i < kTrips; ++i) {
+        while (line.load(std::memory_order_acquire) != 2 * i + 1) {
+        }
+        line.store(2 * i + 2, std::memory_order_release);
+      }
+    });
+    pin_to_nth_cpu(0);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (long i = 0; i < kTrips; ++i) {
+      line.store(2 * i + 1, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != 2 * i + 2) {
+      }
+    }
+    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kTrips);
+    other.join();
+#if defined(__linux__)
+    if (restore) sched_setaffinity(0, sizeof caller_cpus, &caller_cpus);
+#endif
+  }
+  std::sort(ns.begin(), ns.end());
+  std::printf("pingpong ns=%.0f\n", ns[ns.size() / 2]);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--after-idle") == 0) return after_idle(argc > 2 ? std::atoi(argv[2]) : 50);
+  if (argc > 1 && std::strcmp(argv[1], "--pingpong") == 0) return pingpong();
   int max_threads = static_cast<int>(std::thread::hardware_concurrency());
   if (argc > 1) max_threads = std::atoi(argv[1]);
   if (max_threads < 1) max_threads = 1;

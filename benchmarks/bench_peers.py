@@ -15,7 +15,9 @@ over each peer (peer ms / polyfuse ms), also per round (the median and range of 
 ms / polyfuse ms: engines of one round ran in the same phase of a shared machine). Each round
 starts with peak_flops.cpp --pingpong, a cache line's round trip between the two CPUs, printed
 as the round's phase: on the shared 2-vCPU machines here every engine runs slower, polyfuse more,
-in spells where it reads 325 ns and up instead of ~55.
+in spells where it reads 325 ns and up instead of ~55. Each process's steal time (the share of
+the CPUs' time the hypervisor gave to other guests, /proc/stat) is printed beside it, and the
+per-round speedup is also given over the calm rounds only (under 2% steal for both engines).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from bench_vs_ort import DEFAULT_ARCHS, cpu_model, matmul_flops, measured_peak  
 ENGINES = ("polyfuse", "onnxruntime", "litert", "mnn")
 FILE = {"onnxruntime": ".onnx", "litert": ".tflite", "mnn": ".mnn"}
 PAUSE_S = 1.0
+CALM = 0.02  # a round is calm for two engines when the hypervisor took under 2% of the CPUs during both
 
 
 def _export(arch: str, work: Path, venv: Path, seq: int) -> None:
@@ -45,6 +48,16 @@ def _export(arch: str, work: Path, venv: Path, seq: int) -> None:
     env = {"PYTHONPATH": str(HERE.parent / "src"), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"}
     subprocess.run([str(venv / "bin" / "python"), str(HERE / "peers" / "export.py"), arch, str(work), "--seq", str(seq)],
                    check=True, env=env)
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(steal, total) of all CPUs' times in /proc/stat (Linux), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        v = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError, IndexError):
+        return None
+    return v[7], sum(v)
 
 
 def _run(engine: str, model: Path, feeds: Path, threads: int, repeat: int, out: Path, venv: Path) -> dict:
@@ -68,6 +81,7 @@ def bench(arch: str, a, peak: float, probe) -> dict:
     flops, _ = matmul_flops(str(onnx_path), shapes)
     models = {e: artifact if e == "polyfuse" else work / f"{arch}{FILE[e]}" for e in a.engines}
     medians = {e: [] for e in a.engines}
+    steal = {e: [] for e in a.engines}  # share of the CPUs' time the hypervisor took during each process
     pingpong = []
     outs = {}
     for r in range(a.rounds):
@@ -75,12 +89,16 @@ def bench(arch: str, a, peak: float, probe) -> dict:
         pingpong.append(probe())
         for e in a.engines:
             time.sleep(PAUSE_S)
+            t0 = _cpu_times()
             res = _run(e, models[e], feeds, a.threads, a.repeat, work / f"{arch}.{e}.out.npz", Path(a.venv))
+            t1 = _cpu_times()
+            steal[e].append((t1[0] - t0[0]) / max(1, t1[1] - t0[1]) if t0 and t1 else None)
             medians[e].append(float(np.median(res["ms"])))
             outs[e] = [res[k] for k in sorted(k for k in res if k.startswith("out"))]
         phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns)"
         print(f"  {arch}: round {r + 1}/{a.rounds}{phase}: " +
-              ", ".join(f"{e} {medians[e][-1]:.2f}" for e in a.engines), flush=True)
+              ", ".join(f"{e} {medians[e][-1]:.2f}" + ("" if steal[e][-1] is None else f" (steal {steal[e][-1]:.1%})")
+                        for e in a.engines), flush=True)
     ref = outs.get("onnxruntime")
     rows = {}
     for e in a.engines:
@@ -90,13 +108,18 @@ def bench(arch: str, a, peak: float, probe) -> dict:
             err = max(float(np.max(np.abs(np.asarray(o, np.float64).reshape(np.shape(w)) - w)))
                       for o, w in zip(outs[e], ref))
         rows[e] = {"ms": ms, "range": [min(medians[e]), max(medians[e])], "gflops": flops / ms / 1e6,
-                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err, "rounds_ms": medians[e]}
+                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err, "rounds_ms": medians[e],
+                   "rounds_steal": steal[e]}
     pf = rows.get("polyfuse", {}).get("ms")
     for e, row in rows.items():
         row["polyfuse_speedup"] = row["ms"] / pf if pf else None
         if "polyfuse" in medians:  # the same round's processes ran minutes apart at most: same machine phase
             paired = [m / p for m, p in zip(medians[e], medians["polyfuse"])]
             row["paired_speedup"] = {"median": statistics.median(paired), "range": [min(paired), max(paired)]}
+            calm = [q for q, s1, s2 in zip(paired, steal[e], steal["polyfuse"]) if (s1 or 0) < CALM and (s2 or 0) < CALM]
+            row["calm_rounds"] = len(calm)
+            if calm:
+                row["calm_speedup"] = {"median": statistics.median(calm), "range": [min(calm), max(calm)]}
     return {"arch": arch, "gflop": flops / 1e9, "engines": rows, "pingpong_ns": pingpong}
 
 
@@ -148,13 +171,15 @@ def main(argv=None) -> int:
         results.append(r)
         print(f"{arch} ({r['gflop']:.2f} GFLOP of MatMul/Gemm), median of {a.rounds} process medians:")
         print(f"  {'engine':<12} {'ms':>9} {'range':>17} {'GFLOP/s':>8} {'peak':>6} {'err vs ort':>10} "
-              f"{'polyfuse speedup':>16} {'per round':>16}")
+              f"{'polyfuse speedup':>16} {'per round':>16} {'calm rounds':>18}")
         for e, row in r["engines"].items():
             err = "-" if row["max_abs_err_vs_ort"] is None else f"{row['max_abs_err_vs_ort']:.1e}"
             pr = row.get("paired_speedup")
             paired = f"{pr['median']:.2f}x {pr['range'][0]:.2f}-{pr['range'][1]:.2f}" if pr else "-"
+            cr = row.get("calm_speedup")
+            calm = f"{cr['median']:.2f}x {cr['range'][0]:.2f}-{cr['range'][1]:.2f} ({row['calm_rounds']})" if cr else "-"
             print(f"  {e:<12} {row['ms']:9.3f} {row['range'][0]:8.3f}-{row['range'][1]:<8.3f} {row['gflops']:8.1f} "
-                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x {paired:>16}")
+                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x {paired:>16} {calm:>18}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq, "repeat": a.repeat,
            "rounds": a.rounds, "results": results}

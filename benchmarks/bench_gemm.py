@@ -88,6 +88,14 @@ def scales_well(peaks: dict[int, float]) -> bool:
     return n == 1 or peaks[n] >= 0.75 * n * peaks[1]
 
 
+def build_peak_flops(folder: pathlib.Path) -> pathlib.Path:
+    """The standalone peak_flops executable, built into ``folder`` ($CXX or g++, -O2 -march=native)."""
+    exe = folder / "peak_flops"
+    subprocess.run([os.environ.get("CXX", "g++"), "-O2", "-march=native", "-std=c++17", "-pthread", str(PEAK_SRC),
+                    "-o", str(exe)], check=True)
+    return exe
+
+
 def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tuple[dict[int, float], str]:
     """Build and run peak_flops.cpp; ({threads: GFLOP/s} for 1..max_threads, isa name).
 
@@ -97,9 +105,7 @@ def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tu
     best figure over the runs, which can only make the percentages of peak lower."""
     peaks, isa = {}, "?"
     with tempfile.TemporaryDirectory(prefix="pf-peak-") as tmp:
-        exe = pathlib.Path(tmp) / "peak_flops"
-        subprocess.run([os.environ.get("CXX", "g++"), "-O2", "-march=native", "-std=c++17", "-pthread",
-                        str(PEAK_SRC), "-o", str(exe)], check=True)
+        exe = build_peak_flops(pathlib.Path(tmp))
         for attempt in range(attempts):
             if attempt:
                 time.sleep(1.0)
@@ -127,9 +133,7 @@ def pingpong_probe():
     --pingpong, built once here), or None where it cannot run (one CPU). A phase label: on this
     project's shared 2-vCPU machines it reads ~55 ns in most phases and 325-1500 ns in slow ones."""
     tmp = tempfile.TemporaryDirectory(prefix="pf-pingpong-")
-    exe = pathlib.Path(tmp.name) / "peak_flops"
-    subprocess.run([os.environ.get("CXX", "g++"), "-O2", "-march=native", "-std=c++17", "-pthread", str(PEAK_SRC),
-                    "-o", str(exe)], check=True)
+    exe = build_peak_flops(pathlib.Path(tmp.name))
 
     def probe() -> float | None:
         _ = tmp  # the directory lives as long as the probe

@@ -207,7 +207,7 @@ def test_calibrating_a_target_needs_a_device_only_where_its_code_runs_elsewhere(
 
     with pytest.raises(InputError, match="runs on a device: add --device adb"):
         calibrate("android-cpu")
-    with pytest.raises(InputError, match="its code runs here; leave out --device"):
+    with pytest.raises(InputError, match="host.s code runs here; leave out --device"):
         calibrate("host", device="qemu")
 
 

@@ -241,18 +241,17 @@ def cmd_nas(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import bench_model, bench_on_device, profile_model
+    from .devices import check_device_use
     from .targets import get as get_target
 
     if args.profile:
-        if not args.device and not get_target(args.target).loads_here:
-            raise InputError(f"--target {args.target}: its code does not run here; add --device qemu or --device adb")
+        check_device_use(get_target(args.target), args.device, "bench --profile")
         print(profile_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
                             target=args.target, precision=args.precision, device_profile=args.device_profile,
                             as_json=args.json, device=args.device))
         return 0
     if args.device or not get_target(args.target).loads_here:
-        if not args.device:
-            raise InputError(f"--target {args.target}: its code does not run here; add --device qemu or --device adb")
+        check_device_use(get_target(args.target), args.device, "bench")
         print(bench_on_device(args.model, args.target, args.device, shapes=parse_shapes(args.shape),
                               threads=args.threads, repeat=args.repeat, vs=args.vs, precision=args.precision))
         return 0

@@ -139,6 +139,17 @@ def _remote_name(art: Path) -> str:
     return name or "model"
 
 
+def check_device_use(target: Target, device: str | None, command: str) -> None:
+    """The one rule for commands that run a target's code (bench --profile, tune, calibrate): a
+    device exactly when the code does not run here. A target with a device variant (android-gpu:
+    here on this machine's OpenCL, or built for a phone) may take either."""
+    if device and target.loads_here and not target.device_variant:
+        raise InputError(f"{command}: target {target.name}'s code runs here; leave out --device")
+    if not device and not target.loads_here:
+        raise InputError(f"{command}: target {target.name}'s code runs on a device: add --device adb[:SERIAL] "
+                         "(a phone) or --device qemu (emulated: its times are not a phone's)")
+
+
 def get_device(spec: str, target: Target):
     """``qemu``, ``adb`` or ``adb:SERIAL`` for ``target``; InputError for anything else."""
     kind, _, serial = spec.partition(":")

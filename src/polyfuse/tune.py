@@ -97,15 +97,14 @@ def tune(model, directory, *, target, shapes=None, k: int = 3, seconds: float = 
     from .build.artifact import MANIFEST, check_replaceable, copy_artifact, read_manifest
     from .cost.profile import load_profile
     from .cost.profiler import measure
+    from .devices import check_device_use
     from .pipeline import backend, frontend, quiet
 
     if k < 1 or rounds < 1 or repeat < 1:
         raise InputError(f"--tune: k, rounds and repeat must be at least 1 (got {k}, {rounds}, {repeat})")
-    if device and target.loads_here:
-        raise InputError(f"--tune --device: target {target.name}'s code runs here; leave out --device")
-    if not device and not target.loads_here:
-        raise InputError(f"--tune times variants where the code runs; target {target.name}'s runs on a device: "
-                         "add --device adb[:SERIAL] (or qemu, whose times are emulated)")
+    if device:
+        target = target.for_device()  # android-gpu timed on a phone: its host side built for the phone's CPU
+    check_device_use(target, device, "--tune")
     directory = Path(directory)
     check_replaceable(directory, overwrite)
     prof = load_profile(profile, target.name)

@@ -176,14 +176,11 @@ def calibrate(target: str = "host", threads: int | None = None, repeat: int = 20
               device: str | None = None) -> dict:
     """A calibrated profile for ``target``: its code timed here, or on ``device`` (qemu,
     adb[:SERIAL]) for a target built for another CPU (android-cpu; android-gpu with adb)."""
+    from ..devices import check_device_use
     from ..targets import get as get_target
 
     t = get_target(target)
-    if device and t.loads_here and not t.device_variant:
-        raise InputError(f"calibrate --target {target}: its code runs here; leave out --device")
-    if not device and not t.loads_here:
-        raise InputError(f"calibrate --target {target}: its code runs on a device: add --device adb[:SERIAL] "
-                         "(a phone) or --device qemu (emulated: checks the pipeline, its times are not a phone's)")
+    check_device_use(t, device, "calibrate")
     if device and device.partition(":")[0] == "qemu":
         log.warning("calibrate --device qemu: the times are qemu's emulation, not a phone's; the profile "
                     "only shows that calibration on a device works")

@@ -5,24 +5,29 @@
 
 Per model (transformers' default configs, random weights, seed 0, eager attention, 1 x 128):
 benchmarks/peers/export.py writes the ONNX (polyfuse, onnxruntime, MNN), the TFLite (litert-torch)
-and the MNN file from one PyTorch instance. Then, in ``--rounds`` rounds, every engine runs in its
-own process (benchmarks/peers/run_engine.py: two untimed runs, then ``--repeat`` timed), with a
-pause between processes, so no engine's spinning workers share the cores with another's. Printed
-per engine: the median over rounds of each round's median latency, the range of those, GFLOP/s
-(MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
+and the MNN file from one PyTorch instance. Every engine is then loaded once, in its own process
+(benchmarks/peers/run_engine.py), and the engines time blocks of runs in turn: ``--blocks``
+cycles, in each of which every engine runs one block (the same number of runs for all, sized so
+the slowest engine's block takes ~``--block-seconds``), the engine that goes first rotating, with
+a pause before each block so no engine's spinning workers share the cores with another's.
+Printed per engine: the median over blocks of each block's median latency, the range of those,
+GFLOP/s (MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
 peak_flops.cpp in the same run, the max abs error against onnxruntime, and polyfuse's speedup
-over each peer (peer ms / polyfuse ms), also per round (the median and range of each round's peer
-ms / polyfuse ms: engines of one round ran in the same phase of a shared machine). Each round
+over each peer (peer ms / polyfuse ms), also per cycle: the median, interquartile range and
+range of each cycle's peer block / polyfuse block. A cycle's blocks run seconds apart, so each
+such ratio compares the engines in one phase of a shared machine; whole processes run minutes
+apart (this script's earlier design) put up to 28% of phase noise into each ratio. Each cycle
 starts with peak_flops.cpp --pingpong, a cache line's round trip between the two CPUs, printed
-as the round's phase: on the shared 2-vCPU machines here every engine runs slower, polyfuse more,
-in spells where it reads 325 ns and up instead of ~55. Each process's steal time (the share of
-the CPUs' time the hypervisor gave to other guests, /proc/stat) is printed beside it, and the
-per-round speedup is also given over the calm rounds only (under 2% steal for both engines).
+as the cycle's phase: on the shared 2-vCPU machines here every engine runs slower in spells where
+it reads 325 ns and up instead of ~55. Each block's steal time (the share of the CPUs' time the
+hypervisor gave to other guests, /proc/stat) is kept too, and the per-cycle speedup is also given
+over the calm cycles only (under 2% steal in both engines' blocks).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,8 +43,8 @@ from bench_vs_ort import DEFAULT_ARCHS, cpu_model, matmul_flops, measured_peak  
 
 ENGINES = ("polyfuse", "onnxruntime", "litert", "mnn")
 FILE = {"onnxruntime": ".onnx", "litert": ".tflite", "mnn": ".mnn"}
-PAUSE_S = 1.0
-CALM = 0.02  # a round is calm for two engines when the hypervisor took under 2% of the CPUs during both
+PAUSE_S = 0.5  # before each block; the CPU time idle engines use meanwhile is measured (idle_cpu)
+CALM = 0.02  # a cycle is calm for two engines when the hypervisor took under 2% of the CPUs during both
 
 
 def _export(arch: str, work: Path, venv: Path, seq: int) -> None:
@@ -60,12 +65,59 @@ def _cpu_times() -> tuple[int, int] | None:
     return v[7], sum(v)
 
 
-def _run(engine: str, model: Path, feeds: Path, threads: int, repeat: int, out: Path, venv: Path) -> dict:
-    python = sys.executable if engine in ("polyfuse", "onnxruntime") else str(venv / "bin" / "python")
-    subprocess.run([python, str(HERE / "peers" / "run_engine.py"), engine, str(model), str(feeds), str(threads),
-                    str(repeat), str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with np.load(out) as f:
-        return {k: f[k] for k in f.files}
+class _Server:
+    """One engine on one model in its own process (peers/run_engine.py), timing blocks of runs on demand."""
+
+    def __init__(self, engine: str, model: Path, feeds: Path, threads: int, venv: Path):
+        python = sys.executable if engine in ("polyfuse", "onnxruntime") else str(venv / "bin" / "python")
+        self.engine = engine
+        self.p = subprocess.Popen([python, str(HERE / "peers" / "run_engine.py"), engine, str(model), str(feeds),
+                                   str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        self.warm_ms = float(self._reply("@ready")[0])
+
+    def _reply(self, tag: str) -> list[str]:
+        for line in self.p.stdout:
+            if line.startswith(tag):
+                return line.split()[1:]
+        raise RuntimeError(f"{self.engine}: run_engine.py exited with code {self.p.wait()}")
+
+    def _send(self, line: str) -> None:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def run(self, n: int) -> list[float]:
+        self._send(f"run {n}")
+        return [float(x) for x in self._reply("@ms")]
+
+    def outputs(self, path: Path) -> list[np.ndarray]:
+        self._send(f"save {path}")
+        self._reply("@saved")
+        with np.load(path) as f:
+            return [f[k] for k in sorted((k for k in f.files if k.startswith("out")), key=lambda k: int(k[3:]))]
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            try:
+                self._send("quit")
+                self.p.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc), or 0.0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _spread(values: list[float]) -> dict:
+    q = statistics.quantiles(values, n=4) if len(values) >= 2 else [values[0]] * 3
+    return {"median": statistics.median(values), "range": [min(values), max(values)], "iqr": [q[0], q[2]]}
 
 
 def bench(arch: str, a, peak: float, probe) -> dict:
@@ -80,47 +132,64 @@ def bench(arch: str, a, peak: float, probe) -> dict:
     polyfuse.compile(str(onnx_path), shapes=shapes, output_dir=artifact, overwrite=True)
     flops, _ = matmul_flops(str(onnx_path), shapes)
     models = {e: artifact if e == "polyfuse" else work / f"{arch}{FILE[e]}" for e in a.engines}
-    medians = {e: [] for e in a.engines}
-    steal = {e: [] for e in a.engines}  # share of the CPUs' time the hypervisor took during each process
-    pingpong = []
-    outs = {}
-    for r in range(a.rounds):
-        time.sleep(PAUSE_S)
-        pingpong.append(probe())
+    servers = {}
+    try:
         for e in a.engines:
+            servers[e] = _Server(e, models[e], feeds, a.threads, Path(a.venv))
+        # Every engine runs the same number of runs per block, sized so the slowest takes ~--block-seconds.
+        runs = max(3, min(2000, round(a.block_seconds * 1e3 / max(s.warm_ms for s in servers.values()))))
+        blocks = {e: [] for e in a.engines}  # each block's median ms
+        steal = {e: [] for e in a.engines}  # share of the CPUs' time the hypervisor took during each block
+        pingpong = []
+        idle_cpu = 0.0  # the most, over blocks
+        for c in range(a.blocks):
             time.sleep(PAUSE_S)
-            t0 = _cpu_times()
-            res = _run(e, models[e], feeds, a.threads, a.repeat, work / f"{arch}.{e}.out.npz", Path(a.venv))
-            t1 = _cpu_times()
-            steal[e].append((t1[0] - t0[0]) / max(1, t1[1] - t0[1]) if t0 and t1 else None)
-            medians[e].append(float(np.median(res["ms"])))
-            outs[e] = [res[k] for k in sorted(k for k in res if k.startswith("out"))]
-        phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns)"
-        print(f"  {arch}: round {r + 1}/{a.rounds}{phase}: " +
-              ", ".join(f"{e} {medians[e][-1]:.2f}" + ("" if steal[e][-1] is None else f" (steal {steal[e][-1]:.1%})")
-                        for e in a.engines), flush=True)
+            pingpong.append(probe())
+            order = a.engines[c % len(a.engines):] + a.engines[:c % len(a.engines)]  # each engine leads in turn
+            for e in order:
+                time.sleep(PAUSE_S)
+                others = [s.p.pid for o, s in servers.items() if o != e]
+                idle0, t0, w0 = sum(map(_proc_cpu_s, others)), _cpu_times(), time.perf_counter()
+                ms = servers[e].run(runs)
+                t1, w1 = _cpu_times(), time.perf_counter()
+                # CPU the waiting engines used during this block (spinning workers), as a share of the cores' time
+                idle_cpu = max(idle_cpu, (sum(map(_proc_cpu_s, others)) - idle0) / ((w1 - w0) * (os.cpu_count() or 1)))
+                steal[e].append((t1[0] - t0[0]) / max(1, t1[1] - t0[1]) if t0 and t1 else None)
+                blocks[e].append(statistics.median(ms))
+            phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns)"
+            print(f"  {arch}: cycle {c + 1}/{a.blocks}{phase}: " +
+                  ", ".join(f"{e} {blocks[e][-1]:.2f}" + ("" if steal[e][-1] is None else f" (steal {steal[e][-1]:.1%})")
+                            for e in a.engines), flush=True)
+        outs = {e: s.outputs(work / f"{arch}.{e}.out.npz") for e, s in servers.items()}
+    finally:
+        for s in servers.values():
+            s.close()
     ref = outs.get("onnxruntime")
     rows = {}
     for e in a.engines:
-        ms = statistics.median(medians[e])
+        ms = statistics.median(blocks[e])
         err = None
         if ref is not None:
             err = max(float(np.max(np.abs(np.asarray(o, np.float64).reshape(np.shape(w)) - w)))
                       for o, w in zip(outs[e], ref))
-        rows[e] = {"ms": ms, "range": [min(medians[e]), max(medians[e])], "gflops": flops / ms / 1e6,
-                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err, "rounds_ms": medians[e],
-                   "rounds_steal": steal[e]}
+        rows[e] = {"ms": ms, "range": [min(blocks[e]), max(blocks[e])], "gflops": flops / ms / 1e6,
+                   "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err, "blocks_ms": blocks[e],
+                   "blocks_steal": steal[e]}
     pf = rows.get("polyfuse", {}).get("ms")
     for e, row in rows.items():
         row["polyfuse_speedup"] = row["ms"] / pf if pf else None
-        if "polyfuse" in medians:  # the same round's processes ran minutes apart at most: same machine phase
-            paired = [m / p for m, p in zip(medians[e], medians["polyfuse"])]
-            row["paired_speedup"] = {"median": statistics.median(paired), "range": [min(paired), max(paired)]}
+        if "polyfuse" in blocks:  # blocks of one cycle ran seconds apart: the same phase of the machine
+            paired = [m / p for m, p in zip(blocks[e], blocks["polyfuse"])]
+            row["paired_speedup"] = _spread(paired)
             calm = [q for q, s1, s2 in zip(paired, steal[e], steal["polyfuse"]) if (s1 or 0) < CALM and (s2 or 0) < CALM]
-            row["calm_rounds"] = len(calm)
+            row["calm_cycles"] = len(calm)
             if calm:
-                row["calm_speedup"] = {"median": statistics.median(calm), "range": [min(calm), max(calm)]}
-    return {"arch": arch, "gflop": flops / 1e9, "engines": rows, "pingpong_ns": pingpong}
+                row["calm_speedup"] = _spread(calm)
+    if idle_cpu > 0.01:
+        print(f"  warning: engines waiting their turn used up to {idle_cpu:.1%} of the cores during another's block",
+              flush=True)
+    return {"arch": arch, "gflop": flops / 1e9, "runs_per_block": runs, "engines": rows, "pingpong_ns": pingpong,
+            "idle_engines_cpu_max": idle_cpu}
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -151,8 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS), choices=DEFAULT_ARCHS)
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=20, help="timed runs per process (default 20)")
-    p.add_argument("--rounds", type=int, default=3, help="processes per engine, alternating (default 3)")
+    p.add_argument("--blocks", type=int, default=15, help="cycles of one block per engine (default 15)")
+    p.add_argument("--block-seconds", type=float, default=0.6, help="the slowest engine's block (default 0.6 s)")
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--venv", default=str(HERE / "peers" / ".venv"), help="the peers' environment (peers/install.sh)")
     p.add_argument("--work", default="/tmp/polyfuse-peers", help="exported models and artifacts")
@@ -169,20 +238,20 @@ def main(argv=None) -> int:
     for arch in a.arch:
         r = bench(arch, a, peak, probe)
         results.append(r)
-        print(f"{arch} ({r['gflop']:.2f} GFLOP of MatMul/Gemm), median of {a.rounds} process medians:")
+        print(f"{arch} ({r['gflop']:.2f} GFLOP of MatMul/Gemm), {a.blocks} blocks of {r['runs_per_block']} runs each:")
         print(f"  {'engine':<12} {'ms':>9} {'range':>17} {'GFLOP/s':>8} {'peak':>6} {'err vs ort':>10} "
-              f"{'polyfuse speedup':>16} {'per round':>16} {'calm rounds':>18}")
+              f"{'speedup':>8} {'per cycle: median [IQR] range':>32} {'calm cycles':>14}")
         for e, row in r["engines"].items():
             err = "-" if row["max_abs_err_vs_ort"] is None else f"{row['max_abs_err_vs_ort']:.1e}"
-            pr = row.get("paired_speedup")
-            paired = f"{pr['median']:.2f}x {pr['range'][0]:.2f}-{pr['range'][1]:.2f}" if pr else "-"
-            cr = row.get("calm_speedup")
-            calm = f"{cr['median']:.2f}x {cr['range'][0]:.2f}-{cr['range'][1]:.2f} ({row['calm_rounds']})" if cr else "-"
+            pr, cr = row.get("paired_speedup"), row.get("calm_speedup")
+            paired = (f"{pr['median']:.3f}x [{pr['iqr'][0]:.3f}-{pr['iqr'][1]:.3f}] {pr['range'][0]:.2f}-{pr['range'][1]:.2f}"
+                      if pr else "-")
+            calm = f"{cr['median']:.3f}x ({row['calm_cycles']})" if cr else "-"
             print(f"  {e:<12} {row['ms']:9.3f} {row['range'][0]:8.3f}-{row['range'][1]:<8.3f} {row['gflops']:8.1f} "
-                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:15.2f}x {paired:>16} {calm:>18}")
+                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:7.3f}x {paired:>32} {calm:>14}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-    doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq, "repeat": a.repeat,
-           "rounds": a.rounds, "results": results}
+    doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq,
+           "blocks": a.blocks, "block_seconds": a.block_seconds, "results": results}
     Path(a.json).write_text(json.dumps(doc, indent=2) + "\n")
     plot(doc, Path(a.png))
     print(f"wrote {a.json} and {a.png}")

@@ -1,10 +1,18 @@
-"""Time one engine on one model, alone in this process (bench_peers.py runs one per engine).
+"""Serve one engine on one model for bench_peers.py: load it once, then time blocks of runs on demand.
 
-    python run_engine.py ENGINE MODEL FEEDS.npz THREADS REPEAT OUT.npz
+    python run_engine.py ENGINE MODEL FEEDS.npz THREADS
 
 ENGINE: polyfuse (an artifact directory), onnxruntime (.onnx), litert (.tflite, XNNPACK),
-mnn (.mnn). Writes OUT.npz: ``ms`` (each timed run) and ``out0``, ``out1``... (the outputs, in
-the ONNX model's order), and prints the median. Two untimed runs come first.
+mnn (.mnn). After loading and two untimed runs it prints ``@ready MS`` (the second run's time),
+then answers commands read from stdin, one per line:
+
+    run N       N timed runs          -> @ms T1 ... TN   (milliseconds)
+    save PATH   writes the last outputs to PATH (.npz: out0, out1... in the ONNX model's order) -> @saved
+    quit
+
+Replies start with ``@`` so that anything an engine's library prints on stdout is told apart.
+Between commands the process only waits on stdin: bench_peers.py runs the engines' blocks in
+turn, with pauses, so no engine's spinning workers share the cores with another's.
 """
 from __future__ import annotations
 
@@ -60,20 +68,33 @@ def _mnn(model, feeds, threads):
     return run
 
 
-def main(engine, model, feeds_path, threads, repeat, out_path) -> int:
+def _timed(run):
+    t = time.perf_counter()
+    outs = run()
+    return (time.perf_counter() - t) * 1e3, outs
+
+
+def main(engine, model, feeds_path, threads) -> int:
     with np.load(feeds_path) as f:
         feeds = {k: f[k] for k in f.files}
     run = {"polyfuse": _polyfuse, "onnxruntime": _onnxruntime, "litert": _litert, "mnn": _mnn}[engine](
         model, feeds, int(threads))
-    for _ in range(2):
-        outs = run()
-    ms = []
-    for _ in range(int(repeat)):
-        t = time.perf_counter()
-        outs = run()
-        ms.append((time.perf_counter() - t) * 1e3)
-    np.savez(out_path, ms=np.array(ms), **{f"out{i}": np.asarray(o) for i, o in enumerate(outs)})
-    print(f"{engine}: median {np.median(ms):.3f} ms over {repeat}")
+    run()
+    ms, outs = _timed(run)
+    print(f"@ready {ms:.4f}", flush=True)
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "run":
+            times = []
+            for _ in range(int(arg)):
+                ms, outs = _timed(run)
+                times.append(ms)
+            print("@ms " + " ".join(f"{t:.4f}" for t in times), flush=True)
+        elif cmd == "save":
+            np.savez(arg, **{f"out{i}": np.asarray(o) for i, o in enumerate(outs)})
+            print("@saved", flush=True)
+        elif cmd == "quit":
+            break
     return 0
 
 

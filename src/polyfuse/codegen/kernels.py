@@ -172,17 +172,29 @@ def render_attention(k: Attention, graph, target, packer=no_packing) -> Rendered
         last["step"] = f"{{ const {rpr.type_name(np.float32)} t = {rpr(r.stages[-1][2])}; s[{col}] = t; {last['acc']} += t; }}"
     nrb = -(-s.m // (target.schedule["attention_rows"] or s.m))  # query-row blocks per batch entry, (nearly) equal
     body, inverses = _hoist_inverses(body, r.stages, rpr, acc_t)
+    alpha1, scores_epilogue = _fold_scale(s.alpha, s.epilogue)
     return params.render("attention.j2", comment=view.comment(k), params=params.declaration(), args=params.args(),
                   m=s.m, n=s.n, k1=s.k, n2=c.n, nbatch=int(np.prod(s.batch, dtype=np.int64)), batch_vars=batch_vars,
                   nrb=nrb, rb=-(-s.m // nrb),
                   row=row, col=col, scores_desc=safe_comment(str(s.epilogue)),
-                  alpha1=target.printer.literal(s.alpha), lda1=s.ld("a"), ta1=int(s.trans_a),
+                  alpha1=target.printer.literal(alpha1), lda1=s.ld("a"), ta1=int(s.trans_a),
                   ldb1=s.ld("b"), tb1=int(s.trans_b),
                   a1_offset=off(s.a_strides, s.a_offset), b1_offset=off(s.b_strides, s.b_offset),
-                  scores_epilogue=epi(s.epilogue, spr), stages=stages, acc_t=acc_t,
+                  scores_epilogue=epi(scores_epilogue, spr), stages=stages, acc_t=acc_t,
                   softmax_body=rpr(body), inverses=inverses, alpha2=target.printer.literal(c.alpha), ldb2=c.ld("b"),
                   tb2=int(c.trans_b), b2_offset=off(c.b_strides, c.b_offset), c_offset=off(c_batch, 0), ldc=ldc,
                   context_epilogue=epi(c.epilogue, cpr), context_out=pr(c_out))
+
+
+def _fold_scale(alpha: float, epilogue):
+    """(alpha, epilogue) with an epilogue that only scales (c * acc, the 1/sqrt(d) of attention
+    scores) moved into alpha: the GEMM then writes alpha * acc, the same float product the
+    epilogue's pass over the scores computed (alpha is 1 there), and that pass goes."""
+    e = sympy.sympify(epilogue)
+    c = sympy.simplify(e / ACC)
+    if e == ACC or not c.is_Number or not c.is_finite or c == 0 or alpha != 1.0:  # alpha 0: A, B unread
+        return alpha, epilogue
+    return float(c), ACC
 
 
 TILE = sympy.Symbol("TILE")  # the attention tile's current element, s[col]

@@ -204,11 +204,16 @@ def plot(doc: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     w = 0.8 / len(engines)
     for i, e in enumerate(engines):
-        ax.bar([x + i * w for x in range(len(archs))], [r["engines"][e]["polyfuse_speedup"] for r in doc["results"]],
-               w, label=e)
+        rows = [r["engines"][e] for r in doc["results"]]
+        # the bar: the ratio of the medians; the whisker: the interquartile range of the per-cycle ratios
+        iqr = [row.get("paired_speedup", {}).get("iqr") for row in rows]
+        err = None if None in iqr else [[max(0.0, row["polyfuse_speedup"] - q[0]) for row, q in zip(rows, iqr)],
+                                        [max(0.0, q[1] - row["polyfuse_speedup"]) for row, q in zip(rows, iqr)]]
+        ax.bar([x + i * w for x in range(len(archs))], [row["polyfuse_speedup"] for row in rows], w, label=e,
+               yerr=err, capsize=2)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks([x + w * (len(engines) - 1) / 2 for x in range(len(archs))], archs)
-    ax.set_ylabel("latency / polyfuse's")
+    ax.set_ylabel("latency / polyfuse's (whiskers: IQR per cycle)", fontsize=8)
     ax.set_title(f"1 x {doc['seq']}, {doc['threads']} threads, fp32; {doc['cpu']}", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -145,3 +145,16 @@ def test_gathered_rows_under_a_select_are_not_hoisted(tmp_path):
     store = next(ln for ln in src.splitlines() if ln.strip().startswith("p0["))
     assert len(hoisted) == 1 and "- 1" not in hoisted[0], hoisted
     assert "pf_select(" in store and "pf_wrap_index" in store.split("pf_select(", 1)[1], store
+
+
+def test_only_a_plain_scale_of_the_scores_moves_into_the_gemm_alpha():
+    """Attention's 1/sqrt(d) goes into the scores GEMM's alpha (the same float product); anything
+    else stays an epilogue. alpha 0 would leave A and B unread (0 * inf is NaN): never folded."""
+    from polyfuse.codegen.kernels import _fold_scale
+    from polyfuse.kernel.ir import ACC
+
+    assert _fold_scale(1.0, 0.125 * ACC) == (0.125, ACC)
+    assert _fold_scale(1.0, -2 * ACC) == (-2.0, ACC)
+    for alpha, epilogue in ((1.0, ACC), (2.0, 0.125 * ACC), (1.0, 0.125 * ACC + 1), (1.0, sympy.oo * ACC),
+                            (1.0, sympy.Integer(0) * ACC), (1.0, F.Exp(ACC))):
+        assert _fold_scale(alpha, epilogue) == (alpha, epilogue)

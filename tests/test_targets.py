@@ -96,3 +96,21 @@ def test_fusion_reads_the_targets_schedule():
     s, _, report = summarize(m, target=small)
     assert s["kernels_by_kind"] == {"contraction": 2} and s["target"] == "small-cache"
     assert any("re-read for every block of rows" in r.reason for r in report.refusals)
+
+
+def test_a_device_is_needed_exactly_where_a_targets_code_runs_elsewhere():
+    """calibrate, --tune and bench share devices.check_device_use."""
+    from polyfuse.devices import check_device_use
+    from polyfuse.errors import InputError
+
+    check_device_use(get("host"), None, "x")
+    check_device_use(get("android-cpu"), "qemu", "x")
+    check_device_use(get("android-gpu"), None, "x")  # this machine's OpenCL device
+    check_device_use(get("android-gpu"), "adb", "x")  # or a phone's
+    check_device_use(get("android-gpu").for_device(), "adb", "x")
+    with pytest.raises(InputError, match="^x: target host's code runs here; leave out --device$"):
+        check_device_use(get("host"), "qemu", "x")
+    with pytest.raises(InputError, match="^x: target android-cpu's code runs on a device: add --device adb"):
+        check_device_use(get("android-cpu"), None, "x")
+    with pytest.raises(InputError, match="runs on a device: add --device adb"):
+        check_device_use(get("android-gpu").for_device(), None, "x")

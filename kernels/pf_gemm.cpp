@@ -224,7 +224,9 @@ void ukernel_tile(int kc, const APanel& ap, const float* __restrict b, float* __
   // the Zen 4 of issue 21 put 2.6% (BERT-base) to 4.2% (MobileBERT) of all cycles on those loops.
   // Spread, with pre-packed weights streaming from memory (alternating in one process): 2 threads
   // +2 to +7% on BERT's four shapes (128x768x3072: 184 -> 202 GFLOP/s), 1 thread +16 to +19% on
-  // MobileBERT's FFN pair's 64-row blocks (64x512x128, 64x128x512).
+  // MobileBERT's FFN pair's 64-row blocks (64x512x128, 64x128x512). Splitting the loop so the
+  // steps past the last prefetch run without the two compares: -0.6 to -1.9% at 1 thread on
+  // BERT's four shapes (medians of 9 alternating blocks, Zen 4); not kept.
   PF_UNROLL_4
   for (; k < kc; ++k) {
     if (k < n_near) _mm_prefetch(near + 64 * k, _MM_HINT_T0);

@@ -244,14 +244,13 @@ def cmd_bench(args) -> int:
     from .devices import check_device_use
     from .targets import get as get_target
 
+    check_device_use(get_target(args.target), args.device, "bench --profile" if args.profile else "bench")
     if args.profile:
-        check_device_use(get_target(args.target), args.device, "bench --profile")
         print(profile_model(args.model, shapes=parse_shapes(args.shape), threads=args.threads, repeat=args.repeat,
                             target=args.target, precision=args.precision, device_profile=args.device_profile,
                             as_json=args.json, device=args.device))
         return 0
-    if args.device or not get_target(args.target).loads_here:
-        check_device_use(get_target(args.target), args.device, "bench")
+    if args.device:  # (a target whose code runs elsewhere has one: check_device_use)
         print(bench_on_device(args.model, args.target, args.device, shapes=parse_shapes(args.shape),
                               threads=args.threads, repeat=args.repeat, vs=args.vs, precision=args.precision))
         return 0

@@ -140,7 +140,7 @@ def _remote_name(art: Path) -> str:
 
 
 def check_device_use(target: Target, device: str | None, command: str) -> None:
-    """The one rule for commands that run a target's code (bench --profile, tune, calibrate): a
+    """The one rule for commands that run a target's code (bench, bench --profile, tune, calibrate): a
     device exactly when the code does not run here. A target with a device variant (android-gpu:
     here on this machine's OpenCL, or built for a phone) may take either."""
     if device and target.loads_here and not target.device_variant:

@@ -191,8 +191,8 @@ def _fold_scale(alpha: float, epilogue):
     scores) moved into alpha: the GEMM then writes alpha * acc, the same float product the
     epilogue's pass over the scores computed (alpha is 1 there), and that pass goes."""
     e = sympy.sympify(epilogue)
-    c = sympy.simplify(e / ACC)
-    if e == ACC or not c.is_Number or not c.is_finite or c == 0 or alpha != 1.0:  # alpha 0: A, B unread
+    c, rest = e.as_coeff_Mul()
+    if rest != ACC or c == 1 or not c.is_finite or c == 0 or alpha != 1.0:  # alpha 0: A, B unread
         return alpha, epilogue
     return float(c), ACC
 

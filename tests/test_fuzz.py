@@ -103,6 +103,31 @@ def test_rounding_spread_accepts_float32_error_where_onnxruntime_is_lucky():
     assert compare(name, got, want, truth[name], spread) is not None
 
 
+def test_widened_clip_keeps_float32_bounds():
+    """tests/oracle_cases/clip-inf-cancelling-mean: Clip (no bounds) of a row holding +inf and -inf,
+    then ReduceMean. In float32 the row is +-FLT_MAX, and its mean depends only on the summation
+    order (polyfuse -0.0147, onnxruntime 0.0882). The float64 evaluation must clamp at FLT_MAX too,
+    not at float64's 1.8e308 (whose sum of magnitudes overflows to an infinite spread, which
+    counts as none), so that the spread there is float32's (~1e30) and excuses the value."""
+    d = Path(__file__).parent / "oracle_cases" / "clip-inf-cancelling-mean"
+    model = onnx.load(d / "model.onnx")
+    with np.load(d / "feeds.npz") as f:
+        feeds = {k: f[k] for k in f.files}
+    truth = reference64(model, feeds)
+    x = feeds["x2"].reshape(-1)
+    clipped = truth["v3"].reshape(-1)
+    flt_max = float(np.finfo(np.float32).max)
+    assert np.all(clipped[x == np.inf] == flt_max) and np.all(clipped[x == -np.inf] == -flt_max)
+    (want,) = run_ort(model, feeds)
+    spread = rounding_spread(model, feeds, truth)["v9"]
+    assert 1e29 < spread[19] < 1e32
+    got = want.copy()
+    got[19] = -0.0147058824  # polyfuse's value when the case was found
+    assert compare("v9", got, want, truth["v9"], spread) is None
+    got[2] += 0.1  # a row without infinities: its spread is float32's ~1e-7, and excuses nothing
+    assert compare("v9", got, want, truth["v9"], spread) is not None
+
+
 def test_rounding_spread_keeps_equal_values_equal():
     """A correctly rounded operation gives equal results for equal arguments, so a LayerNorm of a
     constant row is exactly 0 in any float32 engine; the spread must not excuse anything else."""

@@ -64,18 +64,32 @@ def _opset(model: onnx.ModelProto) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
+def _float32_names(model: onnx.ModelProto) -> set[str]:
+    """The names of the graph's float32 values (inputs, initializers, node outputs), by shape inference."""
+    typed = onnx.shape_inference.infer_shapes(model)
+    g = typed.graph
+    return {v.name for v in [*g.input, *g.value_info, *g.output] if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT} | {
+        t.name for t in g.initializer if t.data_type == onnx.TensorProto.FLOAT}
+
+
 def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> dict[str, np.ndarray]:
     """:func:`reference64`; ``after(node, args, attrs, outs)``, when given, may replace a node's outputs."""
     wide = _wide if widen else (lambda x: x)
     env = {t.name: wide(numpy_helper.to_array(t)) for t in model.graph.initializer}
     env.update({k: wide(np.asarray(v)) for k, v in feeds.items()})
     opset = _opset(model)
+    f32 = _float32_names(model) if widen else set()
     for node in model.graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         attrs = {k: numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for k, v in attrs.items()}
         if widen and node.op_type == "Cast" and attrs.get("to") == onnx.TensorProto.FLOAT:
             attrs["to"] = onnx.TensorProto.DOUBLE
         args = [env[i] if i else None for i in node.input]
+        if widen and node.op_type == "Clip" and node.input[0] in f32:
+            # an omitted bound is float32's lowest / largest, not float64's: Clip(inf) is FLT_MAX
+            lim = np.finfo(np.float32)
+            args = [args[0], *(a if a is not None else np.float64(b) for a, b in
+                               zip((args[1:] + [None, None])[:2], (lim.min, lim.max)))]
         with np.errstate(all="ignore"):
             outs = [wide(v) for v in reference.evaluate(node.op_type, args, attrs, opset=opset,
                                                         num_outputs=len(node.output))]
@@ -128,9 +142,7 @@ def rounding_spread(model: onnx.ModelProto, feeds: dict, truth: dict, samples: i
     (:func:`_unit_hash`). A sample that changes an integer or
     bool value anywhere (a comparison flipped) is dropped: past a discontinuity the spread says
     nothing. Non-finite spreads count as 0 (no leniency)."""
-    typed = onnx.shape_inference.infer_shapes(model)
-    f32 = {v.name for v in [*typed.graph.value_info, *typed.graph.output]
-           if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    f32 = _float32_names(model)
     salt = iter(range(seed * 1_000_003 + 1, 1 << 62))
     opset = _opset(model)
 

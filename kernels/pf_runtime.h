@@ -65,12 +65,30 @@ static inline bool pf_isfinite(T x) {
   else return x - x == x - x;  // inf - inf and NaN - NaN are NaN
 }
 
-// c ? a : b with both values already computed (their loads are in range everywhere): a blend.
-// Loads written inside a ?: branch become masked loads when gcc vectorises, and gcc 12.2
-// miscompiles some of those (tests/compiler_bugs/); codegen/printer.py prints this instead.
+// c ? a : b with both values already computed (their loads are in range everywhere), as a
+// bitwise blend: (a & m) | (b & ~m) with m all ones where c holds. Loads inside a ?: branch
+// become masked loads when gcc vectorises, and gcc 12.2 miscompiles some of those
+// (tests/compiler_bugs/); codegen/printer.py prints this instead. A plain `c ? a : b` here is not
+// enough: gcc sinks the load of `a` into the branch that uses it, and then vectorises it as a
+// masked load all the same (gcc12_select_sunk_load.cpp: three masked loads under one mask).
+template <int N> struct pf_bits_of;
+template <> struct pf_bits_of<1> { using type = uint8_t; };
+template <> struct pf_bits_of<2> { using type = uint16_t; };
+template <> struct pf_bits_of<4> { using type = uint32_t; };
+template <> struct pf_bits_of<8> { using type = uint64_t; };
 template <class C, class A, class B>
 static inline std::common_type_t<A, B> pf_select(C c, A a, B b) {
-  return c ? a : b;
+  using T = std::common_type_t<A, B>;
+  using U = typename pf_bits_of<sizeof(T)>::type;
+  const T x = (T)a, y = (T)b;
+  U ux, uy;
+  std::memcpy(&ux, &x, sizeof(T));
+  std::memcpy(&uy, &y, sizeof(T));
+  const U m = U(0) - U(bool(c));
+  const U r = U((ux & m) | (uy & U(~m)));
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
 }
 
 // a && b and a || b with both operands computed, for the same reason: gcc 12.2 vectorises the

@@ -16,6 +16,7 @@ from onnx import helper, numpy_helper, TensorProto
 
 import polyfuse
 from polyfuse.build.compiler import cxx
+from polyfuse.resources import kernels_dir
 from polyfuse.testing.oracle import run_ort
 from polyfuse.testing.gen.core import Graph
 from polyfuse.testing.fuzz import check
@@ -86,3 +87,17 @@ def test_polyfuse_and_or_read_both_operands_unconditionally(tmp_path):
     polyfuse.compile(m, output_dir=tmp_path / "art")
     loads = [ln for ln in (tmp_path / "art" / "model.cpp").read_text().splitlines() if re.search(r"p\d\[", ln)]
     assert loads and not any("&&" in ln or "||" in ln for ln in loads), loads
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the reproducer needs x86-64 AVX")
+def test_sunk_load_reproducer_and_pf_select(tmp_path):
+    """gcc12_select_sunk_load.cpp: `c ? a : b` with `a` a load computed before the select is
+    still vectorised as a masked load (4 of 21 wrong with gcc 12.2); polyfuse's pf_select, a
+    bitwise blend, must be right under the same flags (built with -DUSE_PF_SELECT)."""
+    flags = ["-O3", "-march=x86-64-v3", "-fno-trapping-math", "-std=c++17"]
+    src = "gcc12_select_sunk_load.cpp"
+    assert _build_and_run(tmp_path, ["-O2", *flags[1:]], src) == "0 wrong"
+    assert _build_and_run(tmp_path, flags, src) in ("0 wrong", "4 wrong")
+    kernels = str(kernels_dir())
+    for isa in ("-march=x86-64-v3", "-mavx", "-march=native"):
+        assert _build_and_run(tmp_path, ["-O3", isa, *flags[2:], "-DUSE_PF_SELECT", "-I", kernels], src) == "0 wrong", isa

@@ -128,6 +128,23 @@ def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tu
     return peaks, isa
 
 
+def peak_probe(threads: int, seconds: float = 0.05):
+    """A function that returns the fp32 FMA peak at ``threads`` threads now (peak_flops.cpp, built
+    once here, ~``seconds`` per measurement, best of 3), or None if it printed nothing. For a
+    share of peak in the same phase of a shared machine as the run it divides (its peak moves
+    10% between phases here: 212-234 GFLOP/s on 2 threads)."""
+    tmp = tempfile.TemporaryDirectory(prefix="pf-peak-probe-")
+    exe = build_peak_flops(pathlib.Path(tmp.name))
+
+    def probe() -> float | None:
+        _ = tmp  # the directory lives as long as the probe
+        out = subprocess.run([str(exe), str(threads), str(seconds)], capture_output=True, text=True, timeout=120).stdout
+        found = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"threads=(\d+) gflops=([\d.]+)", out)}
+        return found.get(threads)
+
+    return probe
+
+
 def pingpong_probe():
     """A function that returns a cache line's round trip between two CPUs in ns (peak_flops.cpp
     --pingpong, built once here), or None where it cannot run (one CPU). A phase label: on this

@@ -12,7 +12,9 @@ the slowest engine's block takes ~``--block-seconds``), the engine that goes fir
 a pause before each block so no engine's spinning workers share the cores with another's.
 Printed per engine: the median over blocks of each block's median latency, the range of those,
 GFLOP/s (MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
-peak_flops.cpp in the same run, the max abs error against onnxruntime, and polyfuse's speedup
+peak_flops.cpp at the start of the run ("peak") and the median share of each block against the
+peak measured at the start of its cycle ("cycle": the same phase of the machine, whose peak moves
+~10% between phases), the max abs error against onnxruntime, and polyfuse's speedup
 over each peer (peer ms / polyfuse ms), also per cycle: the median, interquartile range and
 range of each cycle's peer block / polyfuse block. A cycle's blocks run seconds apart, so each
 such ratio compares the engines in one phase of a shared machine; whole processes run minutes
@@ -38,7 +40,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_gemm import pingpong_probe  # noqa: E402
+from bench_gemm import peak_probe, pingpong_probe  # noqa: E402
 from bench_vs_ort import DEFAULT_ARCHS, cpu_model, matmul_flops, measured_peak  # noqa: E402
 
 ENGINES = ("polyfuse", "onnxruntime", "litert", "mnn")
@@ -120,7 +122,7 @@ def _spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "range": [min(values), max(values)], "iqr": [q[0], q[2]]}
 
 
-def bench(arch: str, a, peak: float, probe) -> dict:
+def bench(arch: str, a, peak: float, probe, peak_now) -> dict:
     import polyfuse
 
     work = Path(a.work)
@@ -141,10 +143,12 @@ def bench(arch: str, a, peak: float, probe) -> dict:
         blocks = {e: [] for e in a.engines}  # each block's median ms
         steal = {e: [] for e in a.engines}  # share of the CPUs' time the hypervisor took during each block
         pingpong = []
+        cycle_peaks = []  # the fp32 peak measured at the start of each cycle
         idle_cpu = 0.0  # the most, over blocks
         for c in range(a.blocks):
             time.sleep(PAUSE_S)
             pingpong.append(probe())
+            cycle_peaks.append(peak_now())
             order = a.engines[c % len(a.engines):] + a.engines[:c % len(a.engines)]  # each engine leads in turn
             for e in order:
                 time.sleep(PAUSE_S)
@@ -156,7 +160,9 @@ def bench(arch: str, a, peak: float, probe) -> dict:
                 idle_cpu = max(idle_cpu, (sum(map(_proc_cpu_s, others)) - idle0) / ((w1 - w0) * (os.cpu_count() or 1)))
                 steal[e].append((t1[0] - t0[0]) / max(1, t1[1] - t0[1]) if t0 and t1 else None)
                 blocks[e].append(statistics.median(ms))
-            phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns)"
+            phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns"
+            phase += "" if cycle_peaks[-1] is None else f", peak {cycle_peaks[-1]:.0f} GFLOP/s"
+            phase += ")" if phase else ""
             print(f"  {arch}: cycle {c + 1}/{a.blocks}{phase}: " +
                   ", ".join(f"{e} {blocks[e][-1]:.2f}" + ("" if steal[e][-1] is None else f" (steal {steal[e][-1]:.1%})")
                             for e in a.engines), flush=True)
@@ -175,6 +181,9 @@ def bench(arch: str, a, peak: float, probe) -> dict:
         rows[e] = {"ms": ms, "range": [min(blocks[e]), max(blocks[e])], "gflops": flops / ms / 1e6,
                    "peak_share": flops / ms / 1e6 / peak, "max_abs_err_vs_ort": err, "blocks_ms": blocks[e],
                    "blocks_steal": steal[e]}
+        shares = [flops / m / 1e6 / q for m, q in zip(blocks[e], cycle_peaks) if q]
+        if shares:  # each block against the peak measured seconds before it, in the same phase
+            rows[e]["cycle_peak_share"] = _spread(shares)
     pf = rows.get("polyfuse", {}).get("ms")
     for e, row in rows.items():
         row["polyfuse_speedup"] = row["ms"] / pf if pf else None
@@ -189,7 +198,7 @@ def bench(arch: str, a, peak: float, probe) -> dict:
         print(f"  warning: engines waiting their turn used up to {idle_cpu:.1%} of the cores during another's block",
               flush=True)
     return {"arch": arch, "gflop": flops / 1e9, "runs_per_block": runs, "engines": rows, "pingpong_ns": pingpong,
-            "idle_engines_cpu_max": idle_cpu}
+            "cycle_peak_gflops": cycle_peaks, "idle_engines_cpu_max": idle_cpu}
 
 
 def plot(doc: dict, path: Path) -> None:
@@ -237,14 +246,14 @@ def main(argv=None) -> int:
         print(f"no peers environment at {a.venv}: run bash benchmarks/peers/install.sh first", file=sys.stderr)
         return 2
     peak, isa, _ = measured_peak(a.threads)
-    probe = pingpong_probe()
+    probe, peak_now = pingpong_probe(), peak_probe(a.threads)
     print(f"{cpu_model()}, {a.threads} threads, fp32 peak {peak:.0f} GFLOP/s ({isa}, peak_flops.cpp, this run)")
     results = []
     for arch in a.arch:
-        r = bench(arch, a, peak, probe)
+        r = bench(arch, a, peak, probe, peak_now)
         results.append(r)
         print(f"{arch} ({r['gflop']:.2f} GFLOP of MatMul/Gemm), {a.blocks} blocks of {r['runs_per_block']} runs each:")
-        print(f"  {'engine':<12} {'ms':>9} {'range':>17} {'GFLOP/s':>8} {'peak':>6} {'err vs ort':>10} "
+        print(f"  {'engine':<12} {'ms':>9} {'range':>17} {'GFLOP/s':>8} {'peak':>6} {'cycle':>6} {'err vs ort':>10} "
               f"{'speedup':>8} {'per cycle: median [IQR] range':>32} {'calm cycles':>14}")
         for e, row in r["engines"].items():
             err = "-" if row["max_abs_err_vs_ort"] is None else f"{row['max_abs_err_vs_ort']:.1e}"
@@ -252,8 +261,9 @@ def main(argv=None) -> int:
             paired = (f"{pr['median']:.3f}x [{pr['iqr'][0]:.3f}-{pr['iqr'][1]:.3f}] {pr['range'][0]:.2f}-{pr['range'][1]:.2f}"
                       if pr else "-")
             calm = f"{cr['median']:.3f}x ({row['calm_cycles']})" if cr else "-"
+            cyc = f"{row['cycle_peak_share']['median']:6.1%}" if "cycle_peak_share" in row else f"{'-':>6}"
             print(f"  {e:<12} {row['ms']:9.3f} {row['range'][0]:8.3f}-{row['range'][1]:<8.3f} {row['gflops']:8.1f} "
-                  f"{row['peak_share']:6.1%} {err:>10} {row['polyfuse_speedup']:7.3f}x {paired:>32} {calm:>14}")
+                  f"{row['peak_share']:6.1%} {cyc} {err:>10} {row['polyfuse_speedup']:7.3f}x {paired:>32} {calm:>14}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq,
            "blocks": a.blocks, "block_seconds": a.block_seconds, "results": results}

@@ -40,3 +40,14 @@ def test_spread_of_ratios():
     s = bench_peers._spread([1.0, 2.0, 3.0, 4.0, 5.0])
     assert s["median"] == 3.0 and s["range"] == [1.0, 5.0] and s["iqr"][0] < 3.0 < s["iqr"][1]
     assert bench_peers._spread([1.5]) == {"median": 1.5, "range": [1.5, 1.5], "iqr": [1.5, 1.5]}
+
+
+def test_peak_probe_measures_the_peak_now():
+    """The per-cycle peak: peak_flops.cpp at the asked thread count, a positive GFLOP/s figure;
+    a thread count it did not run gives None, not another count's figure."""
+    import bench_gemm
+
+    probe = bench_gemm.peak_probe(1, seconds=0.02)
+    first, second = probe(), probe()
+    assert first is not None and second is not None and first > 0.5 and second > 0.5  # any CPU of this decade
+    assert bench_gemm.peak_probe(0, seconds=0.02)() is None  # peak_flops runs 1 thread for 0; no "threads=0" line

@@ -66,10 +66,10 @@ def _opset(model: onnx.ModelProto) -> int:
 
 def _float32_names(model: onnx.ModelProto) -> set[str]:
     """The names of the graph's float32 values (inputs, initializers, node outputs), by shape inference."""
-    typed = onnx.shape_inference.infer_shapes(model)
-    g = typed.graph
-    return {v.name for v in [*g.input, *g.value_info, *g.output] if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT} | {
-        t.name for t in g.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    g = onnx.shape_inference.infer_shapes(model).graph
+    f = onnx.TensorProto.FLOAT
+    return ({v.name for v in [*g.input, *g.value_info, *g.output] if v.type.tensor_type.elem_type == f}
+            | {t.name for t in g.initializer if t.data_type == f})
 
 
 def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> dict[str, np.ndarray]:

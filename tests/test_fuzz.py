@@ -103,6 +103,32 @@ def test_rounding_spread_accepts_float32_error_where_onnxruntime_is_lucky():
     assert compare(name, got, want, truth[name], spread) is not None
 
 
+def test_rounding_spread_of_a_graph_survives_a_flip_in_another():
+    """The fuzzer checks 40 graphs as one model. A comparison that flips in every perturbed sample
+    (Equal(a + a, 2a): any rounding of the sum breaks it) voided the whole sample, so every other
+    graph of the batch got no spread: seed 43001153, a LayerNorm of a near-constant row, was
+    reported in its batch and accepted alone. Only the values computed from the flip lose it."""
+    f = onnx.TensorProto.FLOAT
+    flip = helper.make_graph(
+        [helper.make_node("Add", ["a", "a"], ["y"]), helper.make_node("Equal", ["y", "c"], ["z"]),
+         helper.make_node("Cast", ["z"], ["w"], to=f)], "flip",
+        [helper.make_tensor_value_info("a", f, [8]), helper.make_tensor_value_info("c", f, [8])],
+        [helper.make_tensor_value_info("w", f, [8])])
+    a = np.linspace(0.3, 2.9, 8).astype(np.float32)
+    graphs = {"f": Graph(helper.make_model(flip, opset_imports=[helper.make_opsetid("", 21)]), {"a": a, "c": 2 * a})}
+    d = Path(__file__).parent / "oracle_cases" / "cancelling-sum-matmul"
+    with np.load(d / "feeds.npz") as z:
+        graphs["s"] = Graph(onnx.load(d / "model.onnx"), {k: z[k] for k in z.files})
+    name = graphs["s"].model.graph.output[0].name
+    alone = rounding_spread(graphs["s"].model, graphs["s"].feeds, reference64(graphs["s"].model, graphs["s"].feeds))[name]
+    m = merge(graphs)
+    spread = rounding_spread(m.model, m.feeds, reference64(m.model, m.feeds))
+    at = (0, 1, 6)
+    assert 1e-6 < alone[at] < 1e-4  # float32's scale for that cancelling sum
+    assert 1e-6 < spread[f"s_{name}"][at] < 1e-4  # kept beside the other graph's flip
+    assert np.all(spread["f_w"] == 0)  # computed from the flipped Equal: no spread
+
+
 def test_widened_clip_keeps_float32_bounds():
     """tests/oracle_cases/clip-inf-cancelling-mean: Clip (no bounds) of a row holding +inf and -inf,
     then ReduceMean. In float32 the row is +-FLT_MAX, and its mean depends only on the summation

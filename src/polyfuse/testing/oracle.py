@@ -72,13 +72,16 @@ def _float32_names(model: onnx.ModelProto) -> set[str]:
             | {t.name for t in g.initializer if t.data_type == f})
 
 
-def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> dict[str, np.ndarray]:
-    """:func:`reference64`; ``after(node, args, attrs, outs)``, when given, may replace a node's outputs."""
+def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None,
+              f32: set[str] | None = None) -> dict[str, np.ndarray]:
+    """:func:`reference64`; ``after(node, args, attrs, outs)``, when given, may replace a node's
+    outputs; ``f32``: the model's :func:`_float32_names`, when the caller has them."""
     wide = _wide if widen else (lambda x: x)
     env = {t.name: wide(numpy_helper.to_array(t)) for t in model.graph.initializer}
     env.update({k: wide(np.asarray(v)) for k, v in feeds.items()})
     opset = _opset(model)
-    f32 = _float32_names(model) if widen else set()
+    if widen and f32 is None:
+        f32 = _float32_names(model)
     for node in model.graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         attrs = {k: numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v for k, v in attrs.items()}
@@ -88,8 +91,8 @@ def _evaluate(model: onnx.ModelProto, feeds: dict, widen: bool, after=None) -> d
         if widen and node.op_type == "Clip" and node.input[0] in f32:
             # an omitted bound is float32's lowest / largest, not float64's: Clip(inf) is FLT_MAX
             lim = np.finfo(np.float32)
-            args = [args[0], *(a if a is not None else np.float64(b) for a, b in
-                               zip((args[1:] + [None, None])[:2], (lim.min, lim.max)))]
+            lo, hi = (args + [None, None])[1:3]
+            args = [args[0], np.float64(lim.min) if lo is None else lo, np.float64(lim.max) if hi is None else hi]
         with np.errstate(all="ignore"):
             outs = [wide(v) for v in reference.evaluate(node.op_type, args, attrs, opset=opset,
                                                         num_outputs=len(node.output))]
@@ -170,7 +173,7 @@ def rounding_spread(model: onnx.ModelProto, feeds: dict, truth: dict, samples: i
 
     spread = {n: np.zeros(np.shape(truth[n])) for n in f32 if n in truth}
     for _ in range(samples):
-        env = _evaluate(model, feeds, True, perturb)
+        env = _evaluate(model, feeds, True, perturb, f32)
         # A flipped comparison (an integer or bool value off its true value) voids the sample for
         # the values computed from it, not for the rest of the graph: the fuzzer compiles 40
         # graphs as one, and one graph's flip must not take the spread of the others.

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import pathlib
@@ -96,6 +97,27 @@ def build_peak_flops(folder: pathlib.Path) -> pathlib.Path:
     return exe
 
 
+def _peak_lines(out: str) -> dict[int, tuple[float, str]]:
+    """peak_flops' "threads=N gflops=G isa=I" lines: {N: (G, I)}."""
+    return {int(m.group(1)): (float(m.group(2)), m.group(3))
+            for m in re.finditer(r"threads=(\d+) gflops=([\d.]+) isa=(\w+)", out)}
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_exe() -> tuple[tempfile.TemporaryDirectory, pathlib.Path]:
+    """peak_flops built once per process for the probes below (the folder lives as long as the cache)."""
+    tmp = tempfile.TemporaryDirectory(prefix="pf-probe-")
+    return tmp, build_peak_flops(pathlib.Path(tmp.name))
+
+
+def _run_probe(args: list[str], timeout: float) -> str | None:
+    """peak_flops' standard output for ``args``, or None if it ran past ``timeout`` seconds."""
+    try:
+        return subprocess.run([str(_probe_exe()[1]), *args], capture_output=True, text=True, timeout=timeout).stdout
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tuple[dict[int, float], str]:
     """Build and run peak_flops.cpp; ({threads: GFLOP/s} for 1..max_threads, isa name).
 
@@ -111,9 +133,8 @@ def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tu
                 time.sleep(1.0)
             out = subprocess.run([str(exe), str(max_threads), str(seconds)], check=True, capture_output=True,
                                  text=True).stdout
-            for m in re.finditer(r"threads=(\d+) gflops=([\d.]+) isa=(\w+)", out):
-                t, g = int(m.group(1)), float(m.group(2))
-                peaks[t], isa = max(peaks.get(t, 0.0), g), m.group(3)
+            for t, (g, isa) in _peak_lines(out).items():
+                peaks[t] = max(peaks.get(t, 0.0), g)
             if not peaks:
                 raise RuntimeError(f"peak_flops printed nothing usable: {out!r}")
             if scales_well(peaks):
@@ -129,36 +150,27 @@ def peak_gflops(max_threads: int, seconds: float = 0.3, attempts: int = 3) -> tu
 
 
 def peak_probe(threads: int, seconds: float = 0.05):
-    """A function that returns the fp32 FMA peak at ``threads`` threads now (peak_flops.cpp, built
-    once here, ~``seconds`` per measurement, best of 3), or None if it printed nothing. For a
+    """A function that returns the fp32 FMA peak at ``threads`` threads now (peak_flops.cpp,
+    ~``seconds`` per measurement, best of 3), or None if it printed nothing for that count. For a
     share of peak in the same phase of a shared machine as the run it divides (its peak moves
     10% between phases here: 212-234 GFLOP/s on 2 threads)."""
-    tmp = tempfile.TemporaryDirectory(prefix="pf-peak-probe-")
-    exe = build_peak_flops(pathlib.Path(tmp.name))
+    _probe_exe()  # built now, not inside the first measurement
 
     def probe() -> float | None:
-        _ = tmp  # the directory lives as long as the probe
-        out = subprocess.run([str(exe), str(threads), str(seconds)], capture_output=True, text=True, timeout=120).stdout
-        found = {int(m.group(1)): float(m.group(2)) for m in re.finditer(r"threads=(\d+) gflops=([\d.]+)", out)}
-        return found.get(threads)
+        out = _run_probe([str(threads), str(seconds)], 120)
+        return _peak_lines(out or "").get(threads, (None,))[0]
 
     return probe
 
 
 def pingpong_probe():
     """A function that returns a cache line's round trip between two CPUs in ns (peak_flops.cpp
-    --pingpong, built once here), or None where it cannot run (one CPU). A phase label: on this
-    project's shared 2-vCPU machines it reads ~55 ns in most phases and 325-1500 ns in slow ones."""
-    tmp = tempfile.TemporaryDirectory(prefix="pf-pingpong-")
-    exe = build_peak_flops(pathlib.Path(tmp.name))
+    --pingpong), or None where it cannot run (one CPU). A phase label: on this project's shared
+    2-vCPU machines it reads ~55 ns in most phases and 325-1500 ns in slow ones."""
+    _probe_exe()
 
     def probe() -> float | None:
-        _ = tmp  # the directory lives as long as the probe
-        try:
-            out = subprocess.run([str(exe), "--pingpong"], capture_output=True, text=True, timeout=60).stdout
-        except subprocess.TimeoutExpired:
-            return None
-        m = re.search(r"pingpong ns=([\d.]+)", out)
+        m = re.search(r"pingpong ns=([\d.]+)", _run_probe(["--pingpong"], 60) or "")
         return float(m.group(1)) if m else None
 
     return probe

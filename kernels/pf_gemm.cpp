@@ -7,7 +7,7 @@
 //       pack B[pc:pc+kc, jc:jc+nc] -> Bp     (NR-wide panels, zero padded)
 //       for ic in M step MC                  (A block: MC x KC, lives in L2)
 //         (A[ic:ic+mc, pc:pc+kc] packed)     (MR-tall panels, zero padded)
-//         for jr in nc step NR               (B micro-panel: KC x NR, in L1)
+//         for jr in nc step NR               (B micro-panel: KC x NR, L1 or L2)
 //           for ir in mc step MR
 //             micro-kernel: C[MR x NR] (+)= Ap_panel @ Bp_panel
 //
@@ -27,7 +27,9 @@
 #include <array>
 #include <cstdlib>
 #include <cstddef>
+#include <unistd.h>
 #include <new>
+#include <string>
 #include <utility>
 
 #if defined(__AVX512F__)
@@ -88,7 +90,7 @@ inline void prefetch_all(const Prefetch& pf) {
 // ---------------------------------------------------------------------------
 // Blocking parameters.
 //   MR x NR : register tile (accumulators fill most of the register file).
-//   KC      : depth of a rank-k update; a KC x NR B micro-panel must stay in L1.
+//   KC      : most depth of a rank-k update (kc_max(): chosen at run time, see there).
 //   MC      : A block MC x KC stays in L2 (multiple of MR).
 //   NC      : widest N chunk (multiple of NR). A is packed once per row
 //             super-block (see run()), not per NC block, so NC is kept small
@@ -103,7 +105,7 @@ inline void prefetch_all(const Prefetch& pf) {
 // 5-6 alternating runs of pre-packed GEMMs on the Xeon (AVX-512) of issue 21: 2 threads +1 to
 // +36% on the 8 BERT and MobileBERT shapes of benchmarks/bench_gemm.py's kind (128x768x768
 // 177 -> 197, 128x3072x768 183 -> 205, 128x2304x768 141 -> 192 GFLOP/s), 1 thread -1 to +20%.
-// KC 256 (a 48 KiB B micro-panel, all of L1d) against 192: -20 to +19% by shape, no steady winner.
+// KC: see kc_max().
 constexpr int MR = 8, NR = 48, KC = 192, MC = 168, NC = 768;
 constexpr const char* kKernelName = "avx512-8x48";
 #elif PF_GEMM_AVX2
@@ -133,10 +135,34 @@ constexpr int kFarPanels = 2;  // see macro_kernel
 inline idx round_up(idx x, idx m) { return (x + m - 1) / m * m; }
 inline idx ceil_div(idx x, idx m) { return (x + m - 1) / m; }
 
-// K is cut into equal-ish blocks of at most KC so the last block is not tiny.
+// The deepest K block: KC above, except for the AVX-512 kernel on a CPU whose L1d is under
+// 48 KiB. On the Xeon of issue 21 (48 KiB L1d) the 192-deep B micro-panel (36 KiB) stays in L1
+// while MR rows sweep it, and 256 against 192 gave -20 to +19% by shape, no steady winner. With
+// 32 KiB (Zen 4) no depth that amortises the C tile's loads and stores fits, the panel streams
+// from L2 whatever the depth, and deeper blocks mean fewer passes over C: 512 against 192 on the
+// EPYC (Zen 4) of issue 21, alternating pre-packed GEMMs, medians: 2 threads +1.5 to +7.5% on
+// BERT's and MobileBERT's shapes (128x3072x768 +2 to +6%, 128x128x512 +7%), 1 thread +1 to +3%;
+// 128 (a panel that fits) -1 to -4%. PF_GEMM_KC=n (16..4096) forces n (tests, measurements).
+// The packed-B layout depends on it, so the kernel name says it (packed weights are checked
+// against the name before use).
+int kc_max() {
+  static const int kc = [] {
+    const char* v = std::getenv("PF_GEMM_KC");
+    const int forced = v ? std::atoi(v) : 0;
+    if (forced >= 16 && forced <= 4096) return forced;
+#if PF_GEMM_AVX512 && defined(_SC_LEVEL1_DCACHE_SIZE)
+    const long l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    if (l1d > 0 && l1d < 48 * 1024) return 512;
+#endif
+    return KC;
+  }();
+  return kc;
+}
+
+// K is cut into equal-ish blocks of at most kc_max() so the last block is not tiny.
 // Shared by the packed-B layout and the driver, so both must use this.
 inline int k_block(int K) {
-  const int nb = (int)ceil_div(K, KC);
+  const int nb = (int)ceil_div(K, kc_max());
   return (int)ceil_div(K, nb);
 }
 
@@ -754,7 +780,7 @@ void run(const Problem& p, int nthreads) {
   // it packed for the later sweeps), -5 to -12% at 2 threads; reading in place with two half-KC
   // passes (a KC x NR micro-panel of 8 KiB leaves the L1 set room for the 6 rows), -3 to -5%.
   const bool aliased_rows = p.lda % 1024 == 0;
-  const bool direct_a = kPartialRows && !pack_a_forced() && !(p.K >= KC && (p.N >= 2048 || aliased_rows));
+  const bool direct_a = kPartialRows && !pack_a_forced() && !(p.K >= kc_max() && (p.N >= 2048 || aliased_rows));
   float* Ashared = direct_a ? nullptr : tl_pack_a.get((size_t)(msb_pad * K));  // owned by the caller
   const int tile_rows = pl.tile_mp * MR;
   const int kg = pl.kgroups;
@@ -871,4 +897,7 @@ void pf_sgemm_prepacked(int M, int N, int K, float alpha, const float* A, int ld
   run(p, nthreads);
 }
 
-const char* pf_sgemm_kernel_name() { return kKernelName; }
+const char* pf_sgemm_kernel_name() {
+  static const std::string name = std::string(kKernelName) + "-kc" + std::to_string(kc_max());
+  return name.c_str();
+}

@@ -139,10 +139,14 @@ inline idx ceil_div(idx x, idx m) { return (x + m - 1) / m; }
 // 48 KiB. On the Xeon of issue 21 (48 KiB L1d) the 192-deep B micro-panel (36 KiB) stays in L1
 // while MR rows sweep it, and 256 against 192 gave -20 to +19% by shape, no steady winner. With
 // 32 KiB (Zen 4) no depth that amortises the C tile's loads and stores fits, the panel streams
-// from L2 whatever the depth, and deeper blocks mean fewer passes over C: 512 against 192 on the
-// EPYC (Zen 4) of issue 21, alternating pre-packed GEMMs, medians: 2 threads +1.5 to +7.5% on
+// from L2 whatever the depth, and deeper blocks mean fewer passes over C. On the EPYC (Zen 4) of
+// issue 21, alternating pre-packed GEMMs, medians: 512 against 192, 2 threads +1.5 to +7.5% on
 // BERT's and MobileBERT's shapes (128x3072x768 +2 to +6%, 128x128x512 +7%), 1 thread +1 to +3%;
-// 128 (a panel that fits) -1 to -4%. PF_GEMM_KC=n (16..4096) forces n (tests, measurements).
+// 768 against 512 (BERT's K = 768 in one block, C written once), 2 threads +1 to +1.5% at K = 768
+// in three runs of 11-21 blocks, +0.5% at K = 3072, 1 thread +0.5 to +2%; 128 (a panel that
+// fits) against 192: -1 to -4%. 768 against 192 in one run (a slow phase): +2 to +11% on BERT's
+// shapes, +6 to +24% on MobileBERT's 128x128x512 and 128x512x384. PF_GEMM_KC=n (16..4096) forces n
+// (tests, measurements).
 // The packed-B layout depends on it, so the kernel name says it (packed weights are checked
 // against the name before use).
 int kc_max() {
@@ -152,7 +156,7 @@ int kc_max() {
     if (forced >= 16 && forced <= 4096) return forced;
 #if PF_GEMM_AVX512 && defined(_SC_LEVEL1_DCACHE_SIZE)
     const long l1d = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-    if (l1d > 0 && l1d < 48 * 1024) return 512;
+    if (l1d > 0 && l1d < 48 * 1024) return 768;
 #endif
     return KC;
   }();

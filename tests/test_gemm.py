@@ -139,7 +139,7 @@ def test_avx512_compiles(tmp_path):
 @needs_x86
 @pytest.mark.skipif("avx512f" not in CPU_FLAGS, reason="CPU lacks avx512f (compile-only test covers it)")
 @pytest.mark.parametrize("pack_a", ["0", "1"])
-@pytest.mark.parametrize("kc", ["192", "512"])  # the depths kc_max() picks for 48 and 32 KiB L1d
+@pytest.mark.parametrize("kc", ["192", "768"])  # the depths kc_max() picks for 48 and 32 KiB L1d
 def test_avx512(tmp_path, pack_a, kc):
     exe = _build(tmp_path, "parity_avx512", ["-pthread", *AVX512_FLAGS])
     _run([str(exe)], f"avx512-8x48-kc{kc}", env={"PF_GEMM_PACK_A": pack_a, "PF_GEMM_KC": kc})

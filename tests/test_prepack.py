@@ -89,7 +89,7 @@ def test_pf_run_writes_the_same_packed_file(artifact, tmp_path):
 
 def test_weights_packed_for_another_k_depth_are_packed_again(tmp_path, monkeypatch):
     # The packed layout follows the GEMM's deepest K block (kc_max(): by the CPU's L1d, or
-    # PF_GEMM_KC), so the packed file names it: K = 600 is 4 blocks at 192 and 2 at 512. A file
+    # PF_GEMM_KC), so the packed file names it: K = 600 is 4 blocks at 192 and 1 at 768. A file
     # packed at one depth is used at that depth and packed again at the other.
     import subprocess
 
@@ -102,7 +102,7 @@ def test_weights_packed_for_another_k_depth_are_packed_again(tmp_path, monkeypat
                        env={**__import__("os").environ, "PF_GEMM_KC": "192"})
     assert r.returncode == 0, r.stderr
     assert (packed_192 / PACKED).read_bytes()[8:56].rstrip(b"\0").endswith(b"-kc192")
-    for kc, mapped in (("512", False), ("192", True)):
+    for kc, mapped in (("768", False), ("192", True)):
         d = tmp_path / f"run_{kc}"  # a copy: its library is loaded afresh and reads PF_GEMM_KC
         shutil.copytree(packed_192, d)
         monkeypatch.setenv("PF_GEMM_KC", kc)

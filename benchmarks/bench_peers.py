@@ -160,9 +160,9 @@ def bench(arch: str, a, peak: float, probe, peak_now) -> dict:
                 idle_cpu = max(idle_cpu, (sum(map(_proc_cpu_s, others)) - idle0) / ((w1 - w0) * (os.cpu_count() or 1)))
                 steal[e].append((t1[0] - t0[0]) / max(1, t1[1] - t0[1]) if t0 and t1 else None)
                 blocks[e].append(statistics.median(ms))
-            phase = "" if pingpong[-1] is None else f" (cross-CPU round trip {pingpong[-1]:.0f} ns"
-            phase += "" if cycle_peaks[-1] is None else f", peak {cycle_peaks[-1]:.0f} GFLOP/s"
-            phase += ")" if phase else ""
+            parts = ([] if pingpong[-1] is None else [f"cross-CPU round trip {pingpong[-1]:.0f} ns"]) + \
+                ([] if cycle_peaks[-1] is None else [f"peak {cycle_peaks[-1]:.0f} GFLOP/s"])
+            phase = f" ({', '.join(parts)})" if parts else ""
             print(f"  {arch}: cycle {c + 1}/{a.blocks}{phase}: " +
                   ", ".join(f"{e} {blocks[e][-1]:.2f}" + ("" if steal[e][-1] is None else f" (steal {steal[e][-1]:.1%})")
                             for e in a.engines), flush=True)

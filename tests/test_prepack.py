@@ -6,6 +6,7 @@ micro-kernel, the loader packs from weights.bin as before: the results never cha
 against onnxruntime at rtol 1e-5, atol 1e-6)."""
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_weights_packed_for_another_k_depth_are_packed_again(tmp_path, monkeypat
     shutil.copytree(tmp_path / "art", packed_192)
     (packed_192 / PACKED).unlink()
     r = subprocess.run([str(packed_192 / "pf_run"), str(packed_192), "--write-packed"], capture_output=True, text=True,
-                       env={**__import__("os").environ, "PF_GEMM_KC": "192"})
+                       env={**os.environ, "PF_GEMM_KC": "192"})
     assert r.returncode == 0, r.stderr
     assert (packed_192 / PACKED).read_bytes()[8:56].rstrip(b"\0").endswith(b"-kc192")
     for kc, mapped in (("768", False), ("192", True)):

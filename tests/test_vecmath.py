@@ -94,3 +94,41 @@ def test_erf_tanh_specials(op, ref, target):
     want = ref(SPECIALS[1:].astype(np.float64))
     np.testing.assert_allclose(got[1:], want, rtol=3e-7, atol=3e-45)  # 1e-40: subnormal, 2 ulp
     assert np.signbit(got[4]) and got[3] == 0.0  # -0 stays -0
+
+
+@pytest.fixture(scope="module")
+def softmax_pairs(target):
+    """Softmax over rows [0, x]: the second output is exp(x) / (1 + exp(x)), so for x far below 0
+    it is exp(x - max) itself, the exp that softmax computes with pf_exp_nonpos."""
+    m = model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [("x", np.float32, [N_EXP, 2])],
+              [("y", np.float32, None)])
+    return _compile(m, target)
+
+
+def _softmax_ref(x):
+    with np.errstate(invalid="ignore"):  # inf - inf in a row holding inf: NaN, as in onnxruntime
+        d = x.astype(np.float64) - x.max(axis=-1, keepdims=True)
+        e = np.exp(d)
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_softmax_exp_relative_error_down_to_the_smallest_normal(softmax_pairs):
+    x = np.zeros((N_EXP, 2), np.float32)
+    x[:, 1] = np.linspace(-87.33, 0, N_EXP)
+    got = softmax_pairs.run(None, {"x": x})[0].astype(np.float64)
+    want = _softmax_ref(x)
+    rel = np.abs(got - want) / want
+    assert rel.max() <= 4e-7, (x[np.unravel_index(rel.argmax(), rel.shape)], rel.max())  # exp 2e-7, sum and divide
+
+
+def test_softmax_exp_specials(softmax_pairs):
+    rows = np.array([[0, -87.4], [0, -100], [0, -1e30], [0, -np.inf], [np.nan, 0], [0, np.nan],
+                     [np.inf, 0], [-np.inf, -np.inf], [5, 5], [-1e30, 0]], np.float32)
+    x = np.zeros((N_EXP, 2), np.float32)
+    x[:len(rows)] = rows
+    got = softmax_pairs.run(None, {"x": x})[0][:len(rows)]
+    want = _softmax_ref(rows)
+    # Below exp(-87.33) = 1.2e-38 the result is 0 (pf_exp_nonpos), not a subnormal.
+    np.testing.assert_allclose(got, want, rtol=4e-7, atol=1.2e-38)
+    assert got[3, 1] == 0.0 and got[2, 1] == 0.0 and got[9, 0] == 0.0
+    assert np.isnan(got[4:8]).all()  # NaN, or inf - inf: the whole row is NaN

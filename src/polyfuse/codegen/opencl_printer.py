@@ -28,7 +28,7 @@ _LOWEST = {"float": "(-FLT_MAX)", "long": "LONG_MIN", "int": "INT_MIN", "short":
 
 class OpenCLPrinter(CPrinter):
     TYPES = CL_TYPES
-    UNARY = {**CPrinter.UNARY, F.Exp: "exp", F.Log: "log", F.Tanh: "tanh", F.Erf: "erf", F.Sqrt: "sqrt",
+    UNARY = {**CPrinter.UNARY, F.Exp: "exp", F.ExpNonPos: "exp", F.Log: "log", F.Tanh: "tanh", F.Erf: "erf", F.Sqrt: "sqrt",
              F.Abs: "pf_abs", sympy.Abs: "pf_abs"}
     SQRT, POW = "sqrt", "pow"
     INDEX_T = "long"

@@ -22,7 +22,7 @@ C_TYPES = {
     **{t.dtype: t.c_type for t in NARROW_TYPES},  # their codes; only Decode/Encode read them as numbers
 }
 
-_UNARY = {F.Exp: "pf_exp", F.Log: "std::log", F.Tanh: "pf_tanh", F.Erf: "pf_erf", F.Sqrt: "std::sqrt",
+_UNARY = {F.Exp: "pf_exp", F.ExpNonPos: "pf_exp_nonpos", F.Log: "std::log", F.Tanh: "pf_tanh", F.Erf: "pf_erf", F.Sqrt: "std::sqrt",
           F.Abs: "std::abs", sympy.Abs: "std::abs", F.Sigmoid: "pf_sigmoid", F.IsNaN: "pf_isnan", F.IsFinite: "pf_isfinite"}
 _CALLS = {F.Pow: "pf_pow", F.IntDiv: "pf_idiv", F.WrapIndex: "pf_wrap_index", F.FMax: "pf_max", F.FMin: "pf_min",
           F.Reflect: "pf_reflect", F.WrapMod: "pf_wrapmod", F.TruncMod: "pf_trunc_mod", F.FloorMod: "pf_floor_mod"}

@@ -46,6 +46,9 @@ def _named(name: str, nargs: int):
 
 Abs = _named("Abs_", 1)  # sympy rewrites Abs(f) of an unknown function as sqrt(f * conjugate(f))
 Exp = _named("Exp", 1)
+# exp of an argument that is never above 0 (or NaN): x - max(x) in a softmax. It prints to a
+# cheaper exp (kernels/pf_runtime.h pf_exp_nonpos), which returns 0 where exp would be subnormal.
+ExpNonPos = _named("ExpNonPos", 1)
 Log = _named("Log", 1)
 Sqrt = _named("Sqrt", 1)
 Tanh = _named("Tanh", 1)
@@ -137,5 +140,5 @@ Decode = _named("Decode", 2)
 Encode = _named("Encode", 4)
 
 
-ALL = (Abs, Exp, Log, Sqrt, Tanh, Erf, Pow, Special, Use, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
+ALL = (Abs, Exp, ExpNonPos, Log, Sqrt, Tanh, Erf, Pow, Special, Use, Less, Greater, LessEq, GreaterEq, Equal, LogicalAnd, LogicalOr, LogicalNot, IsNaN, IsFinite, Select,
        IntDiv, TruncMod, FloorMod, Sigmoid, WrapIndex, FMax, FMin, Reflect, WrapMod, Cast, Decode, Encode)

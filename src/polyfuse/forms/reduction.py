@@ -50,7 +50,8 @@ def _softmax(ctx):
     r = len(ctx.inputs[0].shape)
     a = _axis(int(ctx.attrs.get("axis", -1)), r)
     x = ctx.x
-    return ReductionForm((a,), [(A0, "max", x), (A1, "sum", F.Exp(x - A0))], F.Exp(x - A0) / A1, True)
+    e = F.ExpNonPos(x - A0)  # x <= max(x) = A0, and x - A0 rounds to <= 0 (or NaN)
+    return ReductionForm((a,), [(A0, "max", x), (A1, "sum", e)], e / A1, True)
 
 
 SHIFT_LIMIT = sympy.Float(2.0 ** 64)  # a float: the integer 2^64 has no C literal

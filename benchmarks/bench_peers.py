@@ -9,7 +9,11 @@ and the MNN file from one PyTorch instance. Every engine is then loaded once, in
 (benchmarks/peers/run_engine.py), and the engines time blocks of runs in turn: ``--blocks``
 cycles, in each of which every engine runs one block (the same number of runs for all, sized so
 the slowest engine's block takes ~``--block-seconds``), the engine that goes first rotating, with
-a pause before each block so no engine's spinning workers share the cores with another's.
+a pause before each block so no engine's spinning workers share the cores with another's, and
+``--warmup`` untimed runs at the start of each block (default 1: on the shared 2-core machines here
+every engine's first runs after the pause are slow, e.g. MobileBERT's five runs after it, medians
+over 8 cycles on a Xeon: polyfuse 50.0, 40.8, 35.1, 34.2, 33.2 ms, LiteRT 70.1, 69.0, 53.7, 51.0,
+52.3; the blocks of the larger models are 3 runs, so their median was the second run).
 Printed per engine: the median over blocks of each block's median latency, the range of those,
 GFLOP/s (MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
 peak_flops.cpp at the start of the run ("peak") and the median share of each block against the
@@ -88,8 +92,9 @@ class _Server:
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
 
-    def run(self, n: int) -> list[float]:
-        self._send(f"run {n}")
+    def run(self, n: int, warmup: int = 0) -> list[float]:
+        """n timed runs, after `warmup` untimed ones."""
+        self._send(f"run {n} {warmup}")
         return [float(x) for x in self._reply("@ms")]
 
     def outputs(self, path: Path) -> list[np.ndarray]:
@@ -154,7 +159,7 @@ def bench(arch: str, a, peak: float, probe, peak_now) -> dict:
                 time.sleep(PAUSE_S)
                 others = [s.p.pid for o, s in servers.items() if o != e]
                 idle0, t0, w0 = sum(map(_proc_cpu_s, others)), _cpu_times(), time.perf_counter()
-                ms = servers[e].run(runs)
+                ms = servers[e].run(runs, a.warmup)
                 t1, w1 = _cpu_times(), time.perf_counter()
                 # CPU the waiting engines used during this block (spinning workers), as a share of the cores' time
                 idle_cpu = max(idle_cpu, (sum(map(_proc_cpu_s, others)) - idle0) / ((w1 - w0) * (os.cpu_count() or 1)))
@@ -236,6 +241,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--blocks", type=int, default=15, help="cycles of one block per engine (default 15)")
     p.add_argument("--block-seconds", type=float, default=0.6, help="the slowest engine's block (default 0.6 s)")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="untimed runs at the start of every block, after its pause (default 1)")
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--venv", default=str(HERE / "peers" / ".venv"), help="the peers' environment (peers/install.sh)")
     p.add_argument("--work", default="/tmp/polyfuse-peers", help="exported models and artifacts")
@@ -266,7 +273,7 @@ def main(argv=None) -> int:
                   f"{row['peak_share']:6.1%} {cyc} {err:>10} {row['polyfuse_speedup']:7.3f}x {paired:>32} {calm:>14}")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     doc = {"cpu": cpu_model(), "threads": a.threads, "peak_gflops": peak, "isa": isa, "seq": a.seq,
-           "blocks": a.blocks, "block_seconds": a.block_seconds, "results": results}
+           "blocks": a.blocks, "block_seconds": a.block_seconds, "warmup": a.warmup, "results": results}
     Path(a.json).write_text(json.dumps(doc, indent=2) + "\n")
     plot(doc, Path(a.png))
     print(f"wrote {a.json} and {a.png}")

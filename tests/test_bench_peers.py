@@ -26,6 +26,7 @@ def test_an_engine_times_blocks_on_demand_and_saves_its_outputs(tmp_path):
         times = server.run(3)
         assert len(times) == 3 and all(t > 0 for t in times)
         assert len(server.run(1)) == 1
+        assert len(server.run(2, warmup=2)) == 2  # untimed runs first: only the timed ones come back
         outs = server.outputs(tmp_path / "out.npz")
     finally:
         server.close()

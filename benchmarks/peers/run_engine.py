@@ -84,9 +84,12 @@ def main(engine, model, feeds_path, threads) -> int:
     print(f"@ready {ms:.4f}", flush=True)
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")
-        if cmd == "run":
+        if cmd == "run":  # run N [W]: W untimed runs first, then N timed
+            n, _, w = arg.partition(" ")
+            for _ in range(int(w or 0)):
+                run()
             times = []
-            for _ in range(int(arg)):
+            for _ in range(int(n)):
                 ms, outs = _timed(run)
                 times.append(ms)
             print("@ms " + " ".join(f"{t:.4f}" for t in times), flush=True)

@@ -10,10 +10,8 @@ and the MNN file from one PyTorch instance. Every engine is then loaded once, in
 cycles, in each of which every engine runs one block (the same number of runs for all, sized so
 the slowest engine's block takes ~``--block-seconds``), the engine that goes first rotating, with
 a pause before each block so no engine's spinning workers share the cores with another's, and
-``--warmup`` untimed runs at the start of each block (default 1: on the shared 2-core machines here
-every engine's first runs after the pause are slow, e.g. MobileBERT's five runs after it, medians
-over 8 cycles on a Xeon: polyfuse 50.0, 40.8, 35.1, 34.2, 33.2 ms, LiteRT 70.1, 69.0, 53.7, 51.0,
-52.3; the blocks of the larger models are 3 runs, so their median was the second run).
+``--warmup`` untimed runs at the start of each block (default 1: every engine's first runs after
+the pause are slow; measured in docs/development.md).
 Printed per engine: the median over blocks of each block's median latency, the range of those,
 GFLOP/s (MatMul/Gemm FLOPs of the ONNX graph / latency), the share of the fp32 peak measured by
 peak_flops.cpp at the start of the run ("peak") and the median share of each block against the
